@@ -1,0 +1,213 @@
+"""Concrete effects: frozen records of the values actually used, and how to render them.
+
+An effect never draws random numbers; `augment.spec` draws it, the manifest stores it
+(`to_dict`), and `from_dict` rebuilds it for `msaug rerender`. Each registers under a stable
+`kind` string, so renaming a class never breaks old manifests. pedalboard plugins are built
+inside the worker at render time (they cannot be pickled).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import pedalboard
+
+EFFECTS: dict[str, type[Effect]] = {}
+
+
+def _check(effect: Effect, name: str, low: float, high: float) -> None:
+    value = getattr(effect, name)
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and low <= value <= high):
+        raise ValueError(f"{effect.kind}.{name} must be in [{low}, {high}], got {value!r}")
+
+
+@dataclass(frozen=True)
+class Effect:
+    """Base of all effects; subclasses declare `kind`, `bounds` and `plugin`."""
+
+    kind: ClassVar[str]
+    bounds: ClassVar[dict[str, tuple[float, float]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        EFFECTS[cls.kind] = cls
+
+    def __post_init__(self) -> None:
+        for name, (low, high) in self.bounds.items():
+            _check(self, name, low, high)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, **dataclasses.asdict(self)}
+
+    @staticmethod
+    def from_dict(data: dict[str, Any]) -> Effect:
+        data = dict(data)
+        kind = data.pop("kind", None)
+        if kind not in EFFECTS:
+            raise ValueError(f"unknown effect kind {kind!r}; known: {sorted(EFFECTS)}")
+        return EFFECTS[kind](**data)
+
+    def plugin(self) -> pedalboard.Plugin:
+        raise NotImplementedError(f"{self.kind} is rendered by augment.stretch, not pedalboard")
+
+
+@dataclass(frozen=True)
+class PitchShift(Effect):
+    """Rubber Band pitch shift; rendered together with TimeStretch in one call."""
+
+    kind: ClassVar[str] = "pitch_shift"
+    bounds: ClassVar[dict[str, tuple[float, float]]] = {"semitones": (-24.0, 24.0)}
+    semitones: float
+
+
+@dataclass(frozen=True)
+class TimeStretch(Effect):
+    """Rubber Band time stretch; factor > 1 is faster (shorter), as librosa's `rate`."""
+
+    kind: ClassVar[str] = "time_stretch"
+    bounds: ClassVar[dict[str, tuple[float, float]]] = {"factor": (0.25, 4.0)}
+    factor: float
+
+
+@dataclass(frozen=True)
+class Compressor(Effect):
+    """pedalboard's Compressor. `threshold_db` is absolute (dBFS), as rendered."""
+
+    kind: ClassVar[str] = "compressor"
+    bounds: ClassVar[dict[str, tuple[float, float]]] = {
+        "threshold_db": (-80.0, 0.0),
+        "ratio": (1.0, 100.0),
+        "attack_ms": (0.0, 1000.0),
+        "release_ms": (0.0, 5000.0),
+    }
+    threshold_db: float
+    ratio: float
+    attack_ms: float = 1.0
+    release_ms: float = 100.0
+
+    def plugin(self) -> pedalboard.Plugin:
+        return pedalboard.Compressor(
+            threshold_db=self.threshold_db,
+            ratio=self.ratio,
+            attack_ms=self.attack_ms,
+            release_ms=self.release_ms,
+        )
+
+
+@dataclass(frozen=True)
+class Reverb(Effect):
+    """pedalboard's (Freeverb) Reverb; the source mixed 0.3 wet with 0.7 dry."""
+
+    kind: ClassVar[str] = "reverb"
+    bounds: ClassVar[dict[str, tuple[float, float]]] = {
+        "room_size": (0.0, 1.0),
+        "damping": (0.0, 1.0),
+        "wet_level": (0.0, 1.0),
+        "dry_level": (0.0, 1.0),
+        "width": (0.0, 1.0),
+    }
+    room_size: float
+    damping: float
+    wet_level: float = 0.3
+    dry_level: float = 0.7
+    width: float = 1.0
+
+    def plugin(self) -> pedalboard.Plugin:
+        return pedalboard.Reverb(
+            room_size=self.room_size,
+            damping=self.damping,
+            wet_level=self.wet_level,
+            dry_level=self.dry_level,
+            width=self.width,
+        )
+
+
+@dataclass(frozen=True)
+class Gain(Effect):
+    kind: ClassVar[str] = "gain"
+    bounds: ClassVar[dict[str, tuple[float, float]]] = {"gain_db": (-60.0, 24.0)}
+    gain_db: float
+
+    def plugin(self) -> pedalboard.Plugin:
+        return pedalboard.Gain(gain_db=self.gain_db)
+
+
+@dataclass(frozen=True)
+class HighpassFilter(Effect):
+    kind: ClassVar[str] = "highpass"
+    bounds: ClassVar[dict[str, tuple[float, float]]] = {"cutoff_hz": (10.0, 20000.0)}
+    cutoff_hz: float
+
+    def plugin(self) -> pedalboard.Plugin:
+        return pedalboard.HighpassFilter(cutoff_frequency_hz=self.cutoff_hz)
+
+
+@dataclass(frozen=True)
+class LowpassFilter(Effect):
+    kind: ClassVar[str] = "lowpass"
+    bounds: ClassVar[dict[str, tuple[float, float]]] = {"cutoff_hz": (10.0, 20000.0)}
+    cutoff_hz: float
+
+    def plugin(self) -> pedalboard.Plugin:
+        return pedalboard.LowpassFilter(cutoff_frequency_hz=self.cutoff_hz)
+
+
+@dataclass(frozen=True)
+class PeakEQ(Effect):
+    """One parametric EQ band (pedalboard's PeakFilter)."""
+
+    kind: ClassVar[str] = "peak_eq"
+    bounds: ClassVar[dict[str, tuple[float, float]]] = {
+        "cutoff_hz": (20.0, 20000.0),
+        "gain_db": (-24.0, 24.0),
+        "q": (0.1, 10.0),
+    }
+    cutoff_hz: float
+    gain_db: float
+    q: float = 0.707
+
+    def plugin(self) -> pedalboard.Plugin:
+        return pedalboard.PeakFilter(
+            cutoff_frequency_hz=self.cutoff_hz, gain_db=self.gain_db, q=self.q
+        )
+
+
+@dataclass(frozen=True)
+class Distortion(Effect):
+    kind: ClassVar[str] = "distortion"
+    bounds: ClassVar[dict[str, tuple[float, float]]] = {"drive_db": (0.0, 60.0)}
+    drive_db: float
+
+    def plugin(self) -> pedalboard.Plugin:
+        return pedalboard.Distortion(drive_db=self.drive_db)
+
+
+@dataclass(frozen=True)
+class Chorus(Effect):
+    kind: ClassVar[str] = "chorus"
+    bounds: ClassVar[dict[str, tuple[float, float]]] = {
+        "rate_hz": (0.01, 20.0),
+        "depth": (0.0, 1.0),
+        "mix": (0.0, 1.0),
+    }
+    rate_hz: float
+    depth: float = 0.25
+    mix: float = 0.5
+
+    def plugin(self) -> pedalboard.Plugin:
+        return pedalboard.Chorus(rate_hz=self.rate_hz, depth=self.depth, mix=self.mix)
+
+
+@dataclass(frozen=True)
+class Mp3Codec(Effect):
+    """LAME MP3 round trip: codec artefacts (VBR quality 0 best .. 10 worst)."""
+
+    kind: ClassVar[str] = "mp3"
+    bounds: ClassVar[dict[str, tuple[float, float]]] = {"vbr_quality": (0.0, 10.0)}
+    vbr_quality: float
+
+    def plugin(self) -> pedalboard.Plugin:
+        return pedalboard.MP3Compressor(vbr_quality=self.vbr_quality)
