@@ -26,3 +26,10 @@ class _Group(click.Group):
 @click.version_option(package_name="msaug")
 def main() -> None:
     """Offline data augmentation for music source separation."""
+
+
+from augment.commands import prepare, render, rerender  # noqa: E402
+
+main.add_command(prepare)
+main.add_command(render)
+main.add_command(rerender)

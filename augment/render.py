@@ -23,7 +23,7 @@ from joblib import Parallel, delayed, parallel_config
 from tqdm import tqdm
 
 from augment.chain import apply_chain
-from augment.config import RenderConfig, load_config, parse_mode
+from augment.config import RenderConfig, Suitability, load_config, parse_mode
 from augment.errors import ConfigError, SourceError
 from augment.plan import DrawFailure, ItemPlan, draw_item
 from augment.segments import levels
@@ -103,7 +103,7 @@ def render_item(
     plan: ItemPlan,
     audio: dict[str, np.ndarray],
     settings: RenderSettings,
-    config: RenderConfig,
+    suitability: Suitability,
     out: Path,
 ) -> tuple[ItemRecord, list[StemRecord]]:
     """Apply each stem's chain, scale once if the mix would clip, write the five files."""
@@ -126,7 +126,7 @@ def render_item(
     for stem in plan.stems:
         rel = audio_path(SPLIT, iid, stem.stem, settings.format)
         info = write_audio(out / rel, stems_q[stem.stem], sr, subtype)
-        measured = levels(stems_q[stem.stem], config.suitability)
+        measured = levels(stems_q[stem.stem], suitability)
         chain = [e.to_dict() for e in stem.effects]
         stem_records.append(
             StemRecord(
@@ -149,7 +149,7 @@ def render_item(
         )
     rel = audio_path(SPLIT, iid, MIXTURE, settings.format)
     info = write_audio(out / rel, mixture, sr, subtype)
-    measured = levels(mixture, config.suitability)
+    measured = levels(mixture, suitability)
     item = ItemRecord(
         item_id=iid,
         split=SPLIT,
@@ -191,7 +191,9 @@ def _render_batch(job: _Job) -> dict[str, Any]:
         except DrawFailure as failure:
             failed[index] = dict(failure.reasons)
             continue
-        item, item_stems = render_item(plan, audio, job.settings, job.config, Path(job.out))
+        item, item_stems = render_item(
+            plan, audio, job.settings, job.config.suitability, Path(job.out)
+        )
         items.append(item)
         stems.extend(item_stems)
     return {
@@ -272,8 +274,8 @@ def render_dataset(
     config = load_config(settings.config_path)
     weights = parse_mode(settings.mode)
     sources = SourceRoot.open(settings.root, settings.source_form)  # type: ignore[arg-type]
-    tracks = _eligible_tracks(sources, settings, config)
     sources.check_sample_rate(settings.sample_rate)
+    tracks = _eligible_tracks(sources, settings, config)
     started = time.perf_counter()
     out = Path(out)
     writer = DatasetWriter.open(

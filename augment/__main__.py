@@ -1,0 +1,5 @@
+"""`python -m augment` is `msaug`."""
+
+from augment.cli import main
+
+main()
