@@ -9,7 +9,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from sources_factory import make_source_root  # noqa: E402
+from sources_factory import make_source_root
 
 SR = 22050
 

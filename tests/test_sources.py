@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 import stempeg
+from sources_factory import make_source_root
 
 from augment.errors import SourceError
 from augment.prepare import prepare_cache
 from augment.sources import STEM_IDS, SourceRoot, musdb_validation_tracks, read_segment
 from manifests.schema import STEM_NAMES
-from sources_factory import make_source_root
 
 SR = 22050
 
@@ -108,14 +108,14 @@ def test_wrong_layout_says_what_was_expected_and_found(tmp_path):
 def test_missing_stem(tmp_path):
     root = make_source_root(tmp_path, tracks=1, seconds=1.0, sample_rate=SR, subsets=("train",))
     (root / "train" / "Track 00" / "drums.wav").unlink()
-    with pytest.raises(SourceError, match="has no drums.wav"):
+    with pytest.raises(SourceError, match=r"has no drums\.wav"):
         SourceRoot.open(root)
 
 
 def test_corrupt_file(tmp_path):
     root = make_source_root(tmp_path, tracks=1, seconds=1.0, sample_rate=SR, subsets=("train",))
     (root / "train" / "Track 00" / "bass.wav").write_bytes(b"RIFF garbage")
-    with pytest.raises(SourceError, match="bass.wav is not readable audio"):
+    with pytest.raises(SourceError, match=r"bass\.wav is not readable audio"):
         SourceRoot.open(root)
 
 
