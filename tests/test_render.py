@@ -1,0 +1,318 @@
+"""The render stage: invariants, determinism, resume after SIGKILL, modes, effects, rerender."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from augment.chain import apply_chain, source_frames
+from augment.config import build_config
+from augment.effects import PitchShift, TimeStretch
+from augment.errors import ConfigError
+from augment.render import RenderSettings, render_dataset
+from augment.rerender import rerender_item
+from manifests import Dataset
+from manifests.schema import STEM_NAMES
+
+SR = 22050
+
+
+def _settings(root: Path, **changes) -> RenderSettings:
+    base = {"root": str(root), "seconds": 1.5, "sample_rate": SR, "quality": "fast"}
+    return RenderSettings(**{**base, **changes})
+
+
+@pytest.fixture(scope="module")
+def rendered(source_root, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("render") / "out"
+    render_dataset(
+        _settings(source_root, mode="mix:coherent=0.5,incoherent=0.5"),
+        out,
+        n=8,
+        jobs=1,
+        progress=False,
+    )
+    return out
+
+
+def _checksums(out: Path) -> dict[str, str]:
+    dataset = Dataset.open(out)
+    return {
+        **dict(zip(dataset.items.item_id, dataset.items.checksum, strict=True)),
+        **dict(zip(dataset.stems.path, dataset.stems.checksum, strict=True)),
+    }
+
+
+def test_invariants(rendered):
+    dataset = Dataset.open(rendered)
+    assert len(dataset) == 8 and set(dataset.items["mode"]) == {"coherent", "incoherent"}
+    for item in dataset.items.itertuples():
+        mixture, rate = sf.read(dataset.path(item.mixture_path), dtype="float32")
+        assert rate == SR and mixture.shape == (round(1.5 * SR), 2)
+        rows = dataset.stems[dataset.stems.item_id == item.item_id]
+        assert list(rows.stem) == list(STEM_NAMES)
+        stems = [sf.read(dataset.path(p), dtype="float32")[0] for p in rows.path]
+        np.testing.assert_array_equal(mixture, np.sum(stems, axis=0))
+        for audio in [mixture, *stems]:
+            assert np.isfinite(audio).all() and np.abs(audio).max() < 1.0
+        # musdb's HQ layout: the dataset is also a MUSDB18-HQ root.
+        assert dataset.path(item.mixture_path).parent.name == item.item_id
+
+
+def test_readable_by_musdb(rendered):
+    import musdb
+
+    tracks = musdb.DB(root=str(rendered), is_wav=True, subsets="train")
+    assert len(tracks) == 8 and tracks[0].audio.shape[1] == 2
+
+
+def test_same_bytes_for_one_and_two_workers(source_root, rendered, tmp_path):
+    out = tmp_path / "two"
+    render_dataset(
+        _settings(source_root, mode="mix:coherent=0.5,incoherent=0.5"),
+        out,
+        n=8,
+        jobs=2,
+        batch_size=3,
+        progress=False,
+    )
+    assert _checksums(out) == _checksums(rendered)
+    first, second = Dataset.open(rendered), Dataset.open(out)
+    assert first.stems.equals(second.stems) and first.items.equals(second.items)
+
+
+def test_larger_n_extends(source_root, rendered, tmp_path):
+    out = tmp_path / "grow"
+    settings = _settings(source_root, mode="mix:coherent=0.5,incoherent=0.5")
+    render_dataset(settings, out, n=5, jobs=1, progress=False)
+    summary = render_dataset(settings, out, n=8, jobs=1, progress=False)
+    assert (summary.rendered, summary.skipped, summary.total_items) == (3, 5, 8)
+    assert _checksums(out) == _checksums(rendered)
+
+
+def test_resume_after_sigkill_matches_uninterrupted(source_root, rendered, tmp_path):
+    out = tmp_path / "killed"
+    command = [
+        sys.executable,
+        "-m",
+        "augment",
+        "render",
+        "--root",
+        str(source_root),
+        "--out",
+        str(out),
+        "--n",
+        "8",
+        "--seconds",
+        "1.5",
+        "--sr",
+        str(SR),
+        "--mode",
+        "mix:coherent=0.5,incoherent=0.5",
+        "--quality",
+        "fast",
+        "--jobs",
+        "1",
+        "--batch-size",
+        "1",
+        "--quiet",
+    ]
+    process = subprocess.Popen(command, start_new_session=True)
+    parts = out / "manifest" / "parts"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(list(parts.glob("items-*"))) < 2:
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not (out / "manifest" / "items.parquet").exists(), "render finished before the kill"
+    subprocess.run(command, check=True)
+    assert _checksums(out) == _checksums(rendered)
+    leftovers = [p for p in out.rglob("*") if ".tmp-" in p.name or p.parent.name == "parts"]
+    assert leftovers == []
+
+
+def test_other_settings_on_existing_out_are_refused(source_root, rendered):
+    from manifests import ManifestError
+
+    with pytest.raises(ManifestError, match="seed: was 0, now 1"):
+        render_dataset(
+            _settings(source_root, mode="mix:coherent=0.5,incoherent=0.5", seed=1),
+            rendered,
+            n=8,
+            jobs=1,
+            progress=False,
+        )
+
+
+def test_coherent_mode_shares_pitch_and_tempo(source_root, tmp_path):
+    out = tmp_path / "coherent"
+    render_dataset(_settings(source_root, mode="coherent"), out, n=6, jobs=1, progress=False)
+    stems = Dataset.open(out).stems
+    for _, rows in stems.groupby("item_id"):
+        assert rows.source_track.nunique() == 1 and rows.offset_seconds.nunique() == 1
+        for column in ("pitch_semitones", "stretch_factor"):
+            assert rows[column].nunique(dropna=False) == 1
+    assert stems.stretch_applied.any()
+
+
+def _clicks(frames: int, period: int, width: int = 64) -> np.ndarray:
+    signal_ = np.zeros(frames, dtype=np.float32)
+    for start in range(period // 2, frames - width, period):
+        signal_[start : start + width] = np.hanning(width) * 0.8
+    return np.stack([signal_, signal_])
+
+
+def _onsets(audio: np.ndarray, threshold: float = 0.2) -> np.ndarray:
+    envelope = np.abs(audio).max(axis=0)
+    above = envelope > threshold * envelope.max()
+    starts = np.flatnonzero(above[1:] & ~above[:-1]) + 1
+    keep = np.concatenate([[True], np.diff(starts) > 200]) if len(starts) else starts
+    return starts[keep]
+
+
+def test_coherent_stems_keep_onsets_aligned(tmp_path):
+    root = tmp_path / "clicks" / "train" / "Clicks"
+    root.mkdir(parents=True)
+    frames = 6 * SR
+    for k, stem in enumerate(STEM_NAMES):
+        tone = np.sin(2 * np.pi * (200 + 150 * k) * np.arange(frames) / SR).astype(np.float32)
+        sf.write(root / f"{stem}.wav", (_clicks(frames, SR // 4) * (0.5 + 0.5 * tone)).T, SR)
+    config = tmp_path / "fx.toml"
+    config.write_text(
+        "[effects.pitch_shift]\np = 0\n[effects.time_stretch]\np = 1\n"
+        "[effects.compressor]\np = 0\n[effects.reverb]\np = 0\n"
+    )
+    out = tmp_path / "out"
+    render_dataset(
+        _settings(tmp_path / "clicks", mode="coherent", config_path=str(config)),
+        out,
+        n=2,
+        jobs=1,
+        progress=False,
+    )
+    dataset = Dataset.open(out)
+    for item in dataset.items.itertuples():
+        rows = dataset.stems[dataset.stems.item_id == item.item_id]
+        onsets = [_onsets(sf.read(dataset.path(p), dtype="float32")[0].T) for p in rows.path]
+        assert all(len(o) == len(onsets[0]) for o in onsets)
+        assert np.abs(np.array(onsets) - onsets[0]).max() <= 64
+
+
+def _dominant_frequency(audio: np.ndarray, sr: int) -> float:
+    spectrum = np.abs(np.fft.rfft(audio[0] * np.hanning(audio.shape[1])))
+    return float(np.fft.rfftfreq(audio.shape[1], 1 / sr)[np.argmax(spectrum)])
+
+
+@pytest.mark.parametrize("quality", ["fast", "best"])
+@pytest.mark.parametrize("semitones", [-2.0, 1.5])
+def test_pitch_shift_moves_a_sine_by_the_semitone_ratio(quality, semitones):
+    frames = 2 * SR
+    effects = [PitchShift(semitones)]
+    n = source_frames(effects, frames, SR)
+    sine = np.sin(2 * np.pi * 440.0 * np.arange(n) / SR).astype(np.float32) * 0.5
+    out = apply_chain(np.stack([sine, sine]), SR, effects, frames, "pedalboard", quality)
+    assert out.shape == (2, frames)
+    expected = 440.0 * 2 ** (semitones / 12)
+    assert abs(_dominant_frequency(out[:, SR // 2 :], SR) - expected) / expected < 0.01
+
+
+@pytest.mark.parametrize("factor", [0.8, 1.2])
+def test_time_stretch_scales_onset_spacing_without_trailing_silence(factor):
+    frames = 3 * SR
+    effects = [TimeStretch(factor)]
+    n = source_frames(effects, frames, SR)
+    assert n >= frames * factor
+    period = SR // 2
+    out = apply_chain(_clicks(n, period), SR, effects, frames, "pedalboard", "best")
+    assert out.shape == (2, frames)
+    spacing = np.median(np.diff(_onsets(out)))
+    assert abs(spacing - period / factor) / (period / factor) < 0.03
+    tail = out[:, -period:]
+    assert np.abs(tail).max() > 0.1, "stretched output ends in silence"
+
+
+def test_pyrubberband_backend_gives_exact_length():
+    frames = SR
+    effects = [PitchShift(1.0), TimeStretch(1.1)]
+    n = source_frames(effects, frames, SR)
+    sine = np.sin(2 * np.pi * 330.0 * np.arange(n) / SR).astype(np.float32) * 0.5
+    out = apply_chain(np.stack([sine, sine]), SR, effects, frames, "pyrubberband", "fast")
+    assert out.shape == (2, frames) and np.abs(out[:, -1000:]).max() > 0.1
+
+
+def test_rerender_reproduces_every_file(rendered):
+    for item_id in ("0000000", "0000005"):
+        report = rerender_item(rendered, item_id)
+        assert report.ok, report.matches
+
+
+def test_manifest_records_every_effect(rendered):
+    stems = Dataset.open(rendered).stems
+    for row in stems.itertuples():
+        chain = json.loads(row.chain)
+        kinds = [e["kind"] for e in chain]
+        assert row.pitch_applied == ("pitch_shift" in kinds)
+        assert row.reverb_applied == ("reverb" in kinds)
+        if row.comp_applied:
+            assert row.comp_threshold_db < 0 and 2 <= row.comp_ratio <= 6
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"effects": {"reverb": {"p": 1.5}}}, r"effects\.reverb\.p must be in \[0, 1\]"),
+        ({"effects": {"reverb": {"room_size": [0.8, 0.2]}}}, "is inverted"),
+        ({"effects": {"wah": {"p": 1}}}, "unknown effect 'wah'"),
+        ({"effects": {"reverb": {"roomsize": 0.5}}}, "unknown key 'roomsize'"),
+        ({"stems": {"voice": {}}}, r"unknown stem\(s\) \['voice'\]"),
+        ({"suitability": {"min_rms": -1}}, "must not be negative"),
+        ({"effects": {"time_stretch": {"factor": [0.1, 1.0]}}}, "outside"),
+    ],
+)
+def test_bad_configs_are_refused(data, message):
+    with pytest.raises(ConfigError, match=message):
+        build_config(data)
+
+
+def test_bad_config_file_writes_nothing(source_root, tmp_path):
+    config = tmp_path / "bad.toml"
+    config.write_text("[effects.reverb]\np = 2\n")
+    with pytest.raises(ConfigError):
+        render_dataset(
+            _settings(source_root, config_path=str(config)),
+            tmp_path / "out",
+            n=2,
+            jobs=1,
+            progress=False,
+        )
+    assert not (tmp_path / "out").exists()
+
+
+def test_config_adds_pedalboard_effects_and_restricts_modes(source_root, tmp_path):
+    config = tmp_path / "fx.toml"
+    config.write_text(
+        '[stems.drums.effects.highpass]\np = 1\ncutoff_hz = [50, 100]\nmodes = ["incoherent"]\n'
+        "[stems.bass]\ngain_db = [-6, -3]\n"
+    )
+    out = tmp_path / "out"
+    render_dataset(
+        _settings(source_root, mode="mix:coherent=0.5,incoherent=0.5", config_path=str(config)),
+        out,
+        n=6,
+        jobs=1,
+        progress=False,
+    )
+    dataset = Dataset.open(out)
+    wide = dataset.wide
+    has_highpass = wide.drums_chain.str.contains('"highpass"')
+    assert (has_highpass == (wide["mode"] == "incoherent")).all()
+    assert wide.bass_gain_db.between(-6, -3).all()
