@@ -8,6 +8,7 @@ import sys
 import click
 
 from augment.config import MODES
+from augment.errors import SourceError
 from augment.prepare import prepare_cache
 from augment.render import RenderSettings, RenderSummary, render_dataset
 from augment.rerender import rerender_item
@@ -38,6 +39,11 @@ def _print_summary(summary: RenderSummary) -> None:
         f"{summary.bytes / 1e6:.1f} MB, {summary.attempts} draws\n"
         f"rejected draws by stem:reason: {rejected}"
     )
+    if summary.total_items == 0:
+        raise SourceError(
+            "no item could be drawn: every segment was rejected as silent; check the sources "
+            "or relax [suitability] in --config"
+        )
     if summary.failed:
         click.echo(
             f"{len(summary.failed)} item(s) could not be drawn (no usable segment within the "

@@ -89,13 +89,18 @@ class _Job:
     config: RenderConfig
     weights: dict[str, float]
     track_keys: tuple[tuple[str, str], ...]
+    listing_digest: str
     out: str
     indices: tuple[int, ...]
 
 
 @cache
-def _open_sources(root: str, form: str) -> SourceRoot:
-    """One SourceRoot per worker process, reused by every batch it runs."""
+def _open_sources(root: str, form: str, listing_digest: str) -> SourceRoot:
+    """One SourceRoot per worker process, reused by every batch it runs.
+
+    The digest of the parent's track listing is part of the key, so a worker that outlives
+    one render (loky reuses workers) never serves a stale listing to the next.
+    """
     return SourceRoot.open(root, form)  # type: ignore[arg-type]
 
 
@@ -173,7 +178,7 @@ def render_item(
 
 
 def _render_batch(job: _Job) -> dict[str, Any]:
-    sources = _open_sources(job.settings.root, job.settings.source_form)
+    sources = _open_sources(job.settings.root, job.settings.source_form, job.listing_digest)
     tracks = [sources.track(subset, name) for subset, name in job.track_keys]
     items, stems, failed, rejected = [], [], {}, Counter()
     for index in job.indices:
@@ -242,9 +247,13 @@ def _check_settings(settings: RenderSettings) -> None:
     check_backend(settings.stretch_backend, settings.quality)
 
 
+def listing_digest(tracks: list[Track]) -> str:
+    listing = "\n".join(f"{t.subset}/{t.name}:{t.num_frames}:{t.sample_rate}" for t in tracks)
+    return hashlib.sha256(listing.encode()).hexdigest()[:16]
+
+
 def identity(settings: RenderSettings, config: RenderConfig, tracks: list[Track]) -> dict[str, Any]:
     """What a resumed or extended render must share with the original (not n, not jobs)."""
-    listing = "\n".join(f"{t.subset}/{t.name}:{t.num_frames}:{t.sample_rate}" for t in tracks)
     fields = asdict(settings)
     fields.pop("config_path")
     fields["root"] = str(Path(settings.root).resolve())
@@ -252,7 +261,7 @@ def identity(settings: RenderSettings, config: RenderConfig, tracks: list[Track]
         **fields,
         "mode_weights": parse_mode(settings.mode),
         "config": config.to_dict(),
-        "tracks_digest": hashlib.sha256(listing.encode()).hexdigest()[:16],
+        "tracks_digest": listing_digest(tracks),
         "n_tracks": len(tracks),
         "pedalboard": package_version("pedalboard"),
     }
@@ -295,9 +304,9 @@ def render_dataset(
     done = writer.done_item_ids()
     todo = [i for i in range(n) if item_id(i) not in done]
     summary = RenderSummary(out=out, skipped=n - len(todo))
-    keys = tuple((t.subset, t.name) for t in tracks)
+    keys, digest = tuple((t.subset, t.name) for t in tracks), listing_digest(tracks)
     jobs_list = [
-        _Job(settings, config, weights, keys, str(out), tuple(todo[i : i + batch_size]))
+        _Job(settings, config, weights, keys, digest, str(out), tuple(todo[i : i + batch_size]))
         for i in range(0, len(todo), batch_size)
     ]
     bar = tqdm(total=len(todo), desc="rendering", unit="item", disable=not progress or not todo)

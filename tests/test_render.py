@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from sources_factory import make_source_root
 
 from augment.chain import apply_chain, source_frames
 from augment.config import build_config
@@ -316,3 +317,18 @@ def test_config_adds_pedalboard_effects_and_restricts_modes(source_root, tmp_pat
     has_highpass = wide.drums_chain.str.contains('"highpass"')
     assert (has_highpass == (wide["mode"] == "incoherent")).all()
     assert wide.bass_gain_db.between(-6, -3).all()
+
+
+def test_undrawable_items_are_reported_not_dropped(tmp_path):
+    root = make_source_root(
+        tmp_path / "src", tracks=2, seconds=4.0, sample_rate=SR, subsets=("train",)
+    )
+    for track in (root / "train").iterdir():
+        sf.write(track / "vocals.wav", np.zeros((4 * SR, 2), np.float32), SR)
+    summary = render_dataset(
+        _settings(root, seconds=1.0), tmp_path / "out", n=3, jobs=1, progress=False
+    )
+    assert summary.total_items == 0 and sorted(summary.failed) == [0, 1, 2]
+    assert summary.rejected == {"vocals:quiet": 30}
+    header = json.loads((tmp_path / "out" / "dataset.json").read_text())
+    assert header["failed_items"]["1"] == {"vocals:quiet": 10}
