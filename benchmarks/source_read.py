@@ -19,22 +19,28 @@ import stempeg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from augment.prepare import prepare_cache  # noqa: E402
-from augment.sources import STEM_IDS, SourceRoot, read_segment  # noqa: E402
-from manifests.schema import STEM_NAMES  # noqa: E402
-from sources_factory import make_source_root  # noqa: E402
+from sources_factory import make_source_root
+
+from augment.prepare import prepare_cache
+from augment.sources import STEM_IDS, SourceRoot, read_segment
+from manifests.schema import STEM_NAMES
 
 
 def _make_stem_root(base: Path, tracks: int, seconds: float) -> Path:
-    wav = make_source_root(base / "wav", tracks=tracks, seconds=seconds, sample_rate=44100,
-                           subsets=("train",))
+    wav = make_source_root(
+        base / "wav", tracks=tracks, seconds=seconds, sample_rate=44100, subsets=("train",)
+    )
     stem_root = base / "stem" / "train"
     stem_root.mkdir(parents=True)
     names = sorted(STEM_IDS, key=STEM_IDS.get)
     for folder in sorted((wav / "train").iterdir()):
         data = np.stack([sf.read(folder / f"{n}.wav", dtype="float32")[0] for n in names])
-        stempeg.write_stems(str(stem_root / f"{folder.name}.stem.mp4"), data, sample_rate=44100,
-                            writer=stempeg.StreamsWriter(codec="aac"))
+        stempeg.write_stems(
+            str(stem_root / f"{folder.name}.stem.mp4"),
+            data,
+            sample_rate=44100,
+            writer=stempeg.StreamsWriter(codec="aac"),
+        )
     return base / "stem"
 
 
@@ -62,12 +68,16 @@ def main() -> None:
         mp4, cache = SourceRoot.open(stem_root), SourceRoot.open(base / "cache")
         rng = np.random.default_rng(0)
         limit = mp4.tracks("train")[0].num_frames - frames
-        requests = [(int(rng.integers(args.tracks)), str(rng.choice(STEM_NAMES)),
-                     int(rng.integers(limit))) for _ in range(args.reads)]
+        requests = [
+            (int(rng.integers(args.tracks)), str(rng.choice(STEM_NAMES)), int(rng.integers(limit)))
+            for _ in range(args.reads)
+        ]
         direct = _time_reads(mp4, requests, frames)
         cached = _time_reads(cache, requests, frames)
-    print(f"{args.reads} reads of 10 s stereo segments from {args.tracks} tracks of "
-          f"{args.seconds:.0f} s")
+    print(
+        f"{args.reads} reads of 10 s stereo segments from {args.tracks} tracks of "
+        f"{args.seconds:.0f} s"
+    )
     print(f"stem.mp4 direct (stempeg/ffmpeg): {direct * 1000:8.1f} ms per read")
     print(f"wav cache (soundfile slice):      {cached * 1000:8.1f} ms per read")
     print(f"ratio direct / cache:             {direct / cached:8.1f}x")

@@ -18,3 +18,6 @@ def build_model(name: str, **kwargs: Any) -> SeparationModel:
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose one of {sorted(MODELS)}")
     return MODELS[name](**kwargs)
+
+
+from train.models import bsrnn, unet  # noqa: E402, F401
