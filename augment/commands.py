@@ -52,6 +52,14 @@ def _print_summary(summary: RenderSummary) -> None:
         )
 
 
+def _parse_shard(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, int]:
+    k, _, m = value.partition("/")
+    try:
+        return int(k), int(m)
+    except ValueError:
+        raise click.BadParameter(f"expected K/N such as 0/4, got {value!r}") from None
+
+
 @click.command()
 @click.option("--root", required=True, type=click.Path(), help="MUSDB18 / HQ / cache root.")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Dataset folder.")

@@ -275,10 +275,17 @@ def render_dataset(
     batch_size: int = 4,
     command: str = "",
     progress: bool = True,
+    shard: tuple[int, int] = (0, 1),
 ) -> RenderSummary:
-    """Render items 0..n-1 into `out`, resuming whatever an earlier run finished."""
+    """Render items 0..n-1 into `out`, resuming whatever an earlier run finished.
+
+    `shard=(k, m)` renders only the items i with i % m == k, with the same seeds as a single
+    run, so m machines with no scheduler produce disjoint parts that `msaug merge` joins.
+    """
     if n < 1:
         raise ConfigError(f"--n must be at least 1, got {n}")
+    if not 0 <= shard[0] < shard[1]:
+        raise ConfigError(f"--shard K/N needs 0 <= K < N, got {shard[0]}/{shard[1]}")
     _check_settings(settings)
     config = load_config(settings.config_path)
     weights = parse_mode(settings.mode)
@@ -302,8 +309,9 @@ def render_dataset(
         },
     )
     done = writer.done_item_ids()
-    todo = [i for i in range(n) if item_id(i) not in done]
-    summary = RenderSummary(out=out, skipped=n - len(todo))
+    mine = [i for i in range(n) if i % shard[1] == shard[0]]
+    todo = [i for i in mine if item_id(i) not in done]
+    summary = RenderSummary(out=out, skipped=len(mine) - len(todo))
     keys, digest = tuple((t.subset, t.name) for t in tracks), listing_digest(tracks)
     jobs_list = [
         _Job(settings, config, weights, keys, digest, str(out), tuple(todo[i : i + batch_size]))

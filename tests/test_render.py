@@ -332,3 +332,15 @@ def test_undrawable_items_are_reported_not_dropped(tmp_path):
     assert summary.rejected == {"vocals:quiet": 30}
     header = json.loads((tmp_path / "out" / "dataset.json").read_text())
     assert header["failed_items"]["1"] == {"vocals:quiet": 10}
+
+
+def test_shards_partition_the_single_run(source_root, rendered, tmp_path):
+    settings = _settings(source_root, mode="mix:coherent=0.5,incoherent=0.5")
+    merged: dict[str, str] = {}
+    for k in range(3):
+        out = tmp_path / f"shard{k}"
+        render_dataset(settings, out, n=8, jobs=1, progress=False, shard=(k, 3))
+        ids = Dataset.open(out).items.item_index
+        assert all(i % 3 == k for i in ids)
+        merged.update(_checksums(out))
+    assert merged == _checksums(rendered)
