@@ -34,6 +34,11 @@ main.add_command(prepare)
 main.add_command(render)
 main.add_command(rerender)
 
+from augment.dataset_commands import DATASET_COMMANDS  # noqa: E402
+
+for _command in DATASET_COMMANDS:
+    main.add_command(_command)
+
 from augment.demo.command import demo_data  # noqa: E402
 
 main.add_command(demo_data)

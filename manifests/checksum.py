@@ -1,8 +1,8 @@
 """File checksums named in the schema.
 
-xxh3-128 is used because verification of a 20,000-item dataset reads ~100 GB: at several GB/s
-it is bound by the disk, where sha256 (~0.5 GB/s) would be bound by the CPU.
-`benchmarks/checksum.py` measures the choice.
+xxh3-128 is used because verification of a 20,000-item dataset reads ~100 GB: at ~15 GB/s
+it is bound by the disk, where sha256 (~1.7 GB/s even with SHA-NI) would be bound by the CPU.
+`benchmarks/checksum.py` measures the choice (numbers in docs/performance.md).
 """
 
 from __future__ import annotations

@@ -1,0 +1,152 @@
+"""The dataset card (`msaug card`): OUT/README.md, for whoever receives a copy of the folder.
+
+A shared dataset outlives the command that made it; the card says, without msaug installed,
+what is in it, how it was made (exact command and config), how to check a copy is intact and
+under which terms it may be used.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from pathlib import Path
+from typing import Any
+
+from manifests.checksum import CHECKSUM_ALGO
+from manifests.dataset import Dataset
+from manifests.files import atomic_path
+from manifests.schema import DATASET_JSON, ITEMS_FILE, STEM_NAMES, STEMS_FILE
+
+CARD_FILE = "README.md"
+COLUMNS_DOC = "docs/manifest.md"
+
+LICENCE = """\
+This dataset is derived from MUSDB18 (Rafii et al., 2017,
+https://sigsep.github.io/datasets/musdb.html). MUSDB18's tracks may only be used for
+academic, non-commercial research, and that restriction carries over to every file here:
+use this dataset for non-commercial research only, and share it only with people entitled
+to use MUSDB18 under the same terms. Cite MUSDB18 when you publish results obtained with it."""
+
+
+def format_bytes(size: int) -> str:
+    for unit, scale in (("TB", 10**12), ("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
+        if size >= scale:
+            return f"{size / scale:.2f} {unit} ({size:,} bytes)"
+    return f"{size:,} bytes"
+
+
+def _command(header: dict[str, Any]) -> str:
+    command = header.get("command")
+    if isinstance(command, list):
+        return shlex.join(str(part) for part in command)
+    return str(command) if command else "(not recorded)"
+
+
+def _provenance(header: dict[str, Any], level: int) -> list[str]:
+    """How a dataset was made, following selections and merges back to the renders."""
+    mark = "#" * level
+    lines = [f"Made with msaug {header.get('msaug_version', '?')} on {header.get('created', '?')}:"]
+    lines += ["", "```", _command(header), "```", ""]
+    if "parent" in header:
+        parent = header["parent"]
+        lines += [
+            f"It holds the items of `{parent['root']}` for which `{header['where']}` is true.",
+            "",
+            f"{mark} Parent",
+            "",
+            *_provenance(parent["header"], level + 1),
+        ]
+    elif "parts" in header:
+        lines += [
+            f"It merges {len(header['parts'])} datasets; `origin` names each item's part.",
+            "",
+        ]
+        for part in header["parts"]:
+            n_items = part["header"].get("n_items")
+            lines += [f"{mark} Part `{part['label']}`: {n_items} items from `{part['root']}`", ""]
+            lines += _provenance(part["header"], level + 1)
+    else:
+        identity = json.dumps(header.get("identity"), indent=2, sort_keys=True)
+        lines += ["Render configuration (`identity` in dataset.json):", ""]
+        lines += ["```json", identity, "```", ""]
+    return lines
+
+
+def _counts_table(dataset: Dataset) -> list[str]:
+    counts = dataset.items.groupby(["split", "mode"]).size()
+    lines = ["| split | mode | items |", "|---|---|---|"]
+    lines += [f"| {split} | {mode} | {n} |" for (split, mode), n in counts.items()]
+    return [*lines, f"| all | all | {len(dataset)} |"]
+
+
+def card_text(dataset: Dataset) -> str:
+    items, stems, root = dataset.items, dataset.stems, dataset.root
+    mixture_bytes = int(items["bytes"].sum())
+    stem_bytes = int(stems["bytes"].sum())
+    manifest_bytes = sum((root / p).stat().st_size for p in (DATASET_JSON, ITEMS_FILE, STEMS_FILE))
+    hours = float((items["num_frames"] / items["sample_rate"]).sum()) / 3600
+    total = mixture_bytes + stem_bytes + manifest_bytes
+    tracks = stems["source_track"].nunique()
+    lines = [
+        f"# {root.resolve().name}: an msaug dataset",
+        "",
+        f"{len(dataset)} items for training music source separation models, each a mixture "
+        f"and its {len(STEM_NAMES)} stems ({', '.join(STEM_NAMES)}) as "
+        f"{int(items['channels'].max())}-channel audio at {dataset.sample_rate} Hz, "
+        f"augmented offline by msaug from {tracks} source tracks. Folders follow the MUSDB18-HQ "
+        "layout (`<split>/<item_id>/{mixture,vocals,drums,bass,other}.wav`), so "
+        "`musdb.DB(root, is_wav=True)` reads them; `manifest/items.parquet` and "
+        "`manifest/stems.parquet` describe every item and stem (sources, offsets, gains, effects "
+        "and their parameters, levels, checksums).",
+        "",
+        "## How it was made",
+        "",
+        *_provenance(dataset.header, 3),
+        "## Contents",
+        "",
+        *_counts_table(dataset),
+        "",
+        f"- Audio: {hours:.3f} hours of mixtures ({len(STEM_NAMES)} stems each on top).",
+        f"- Mixtures: {format_bytes(mixture_bytes)}; stems: {format_bytes(stem_bytes)}; "
+        f"manifest: {format_bytes(manifest_bytes)}; total {format_bytes(total)}.",
+        "",
+        "## Checking a copy",
+        "",
+        f"Every audio file's size and {CHECKSUM_ALGO} checksum (xxHash XXH3, 128 bit, hex) is in "
+        "the tables (`bytes`, `checksum`). With msaug installed:",
+        "",
+        "```",
+        "msaug verify DATASET          # sizes, checksums, audio shapes; exit 1 on a problem",
+        "msaug verify DATASET --quick  # existence and sizes only",
+        "```",
+        "",
+        "Without msaug (`pip install pandas pyarrow xxhash`):",
+        "",
+        "```python",
+        "import pandas as pd, xxhash",
+        "for table, column in (('items', 'mixture_path'), ('stems', 'path')):",
+        "    rows = pd.read_parquet(f'manifest/{table}.parquet')",
+        "    for path, checksum in zip(rows[column], rows['checksum']):",
+        "        assert xxhash.xxh3_128_hexdigest(open(path, 'rb').read()) == checksum, path",
+        "```",
+        "",
+        "## Columns",
+        "",
+        f"The column reference is `{COLUMNS_DOC}` in the msaug repository. Queries such as "
+        "`msaug select DATASET --where \"mode == 'incoherent' and not vocals_pitch_applied\" "
+        "--out SUBSET` run on the items columns plus every stem column as `<stem>_<column>`.",
+        "",
+        "## Licence",
+        "",
+        LICENCE,
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_card(root: str | Path) -> Path:
+    dataset = Dataset.open(root)
+    path = dataset.root / CARD_FILE
+    with atomic_path(path) as temp:
+        temp.write_text(card_text(dataset))
+    return path

@@ -1,0 +1,110 @@
+"""Writing a dataset made from other datasets: a selection, a merge, an unpacked shard set.
+
+The output is assembled in a hidden sibling folder and renamed onto its name in one step, so a
+crash never leaves a folder that `Dataset.open` accepts but that lacks files; the next run with
+the same `--out` removes the leftover. Audio is hard-linked from its source, so a selection of a
+100 GB dataset costs no disk space. Sharing inodes is safe because dataset files are only ever
+replaced by rename (`files.atomic_path`), never rewritten in place.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import glob
+import os
+import shutil
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from manifests.checksum import CHECKSUM_ALGO
+from manifests.errors import ManifestError
+from manifests.schema import (
+    DATASET_JSON,
+    ITEMS_FILE,
+    ITEMS_SCHEMA,
+    SCHEMA_VERSION,
+    STEMS_FILE,
+    STEMS_SCHEMA,
+)
+from manifests.writer import package_version, write_json, write_table
+
+TEMP_FOLDER_MARK = ".tmp-"
+DERIVATION_KEYS = ("where", "parent", "parts")
+"""Header keys that describe how a dataset was derived; a child records its own, not these."""
+
+
+@dataclass(frozen=True)
+class Written:
+    """What a derived dataset cost: files hard-linked (free) and files copied (disk space)."""
+
+    root: Path
+    n_items: int
+    linked: int
+    copied: int
+
+
+@contextlib.contextmanager
+def new_folder(out: str | Path, sources: Iterable[Path] = ()) -> Iterator[Path]:
+    """Yield an empty hidden sibling of `out`; rename it onto `out` when the block succeeds."""
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ManifestError(f"{out} already exists and is not empty; choose a new --out folder")
+    for source in sources:
+        if out.resolve().is_relative_to(source.resolve()):
+            raise ManifestError(
+                f"--out {out} is inside the input {source}; choose a folder outside"
+            )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    for stale in glob.glob(glob.escape(str(out.with_name(f".{out.name}{TEMP_FOLDER_MARK}"))) + "*"):
+        shutil.rmtree(stale)  # left by an interrupted run with the same --out
+    temp = out.with_name(f".{out.name}{TEMP_FOLDER_MARK}{os.getpid()}")
+    temp.mkdir()
+    try:
+        yield temp
+        os.replace(temp, out)  # POSIX rename also replaces an empty folder
+    finally:
+        if temp.exists():
+            shutil.rmtree(temp)
+
+
+def place_file(source: Path, target: Path, copy: bool) -> bool:
+    """Hard-link `source` to `target` (copy when asked or when linking fails); True if linked."""
+    if not source.is_file():
+        raise ManifestError(
+            f"{source} is listed in its manifest but missing; run `msaug verify` on that dataset"
+        )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if not copy:
+        with contextlib.suppress(OSError):  # another filesystem, or one without hard links
+            os.link(source, target)
+            return True
+    shutil.copyfile(source, target)
+    return False
+
+
+def derived_header(base: dict[str, Any], n_items: int, command: str | None) -> dict[str, Any]:
+    """`base` without its own derivation keys, restamped for the dataset being written."""
+    header = {k: v for k, v in base.items() if k not in DERIVATION_KEYS}
+    header.update(
+        schema_version=SCHEMA_VERSION,
+        checksum_algo=CHECKSUM_ALGO,
+        msaug_version=package_version("msaug"),
+        created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        n_items=n_items,
+        command=command,
+    )
+    return header
+
+
+def write_manifest(
+    folder: Path, header: dict[str, Any], items: pd.DataFrame, stems: pd.DataFrame
+) -> None:
+    """The two tables, then dataset.json: a folder is only a dataset once its header exists."""
+    write_table(folder / STEMS_FILE, stems, STEMS_SCHEMA)
+    write_table(folder / ITEMS_FILE, items, ITEMS_SCHEMA)
+    write_json(folder / DATASET_JSON, header)

@@ -1,0 +1,131 @@
+"""Merging datasets into one (`msaug merge`): renders made on several machines, or with
+several configs, become one training set without losing where each item came from.
+
+Item ids are only unique within a render (`0000000`, `0000001`, ...), so two renders collide.
+The first part keeps its ids; a later part's colliding id gets the prefix `p<part index>-`,
+and its audio moves to the folder of the new id. Renaming is a pure function of the parts and
+their order, so the same merge always gives the same ids.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path, PurePosixPath
+
+import pandas as pd
+
+from manifests.dataset import Dataset
+from manifests.derive import Written, derived_header, new_folder, place_file, write_manifest
+from manifests.errors import ManifestError
+from manifests.listing import audio_paths, require_folder_form
+from manifests.schema import item_dir
+
+
+def new_ids(id_lists: Sequence[Sequence[str]]) -> list[dict[str, str]]:
+    """Per part, the renamed ids (old -> new) that make all ids unique across parts."""
+    every = {item_id for ids in id_lists for item_id in ids}
+    taken: set[str] = set()
+    renames = []
+    for index, ids in enumerate(id_lists):
+        renamed = {}
+        for item_id in ids:
+            new = item_id
+            while new in taken or (new != item_id and new in every):
+                new = f"p{index}-{new}"
+            if new != item_id:
+                renamed[item_id] = new
+            taken.add(new)
+        renames.append(renamed)
+    return renames
+
+
+def _labels(roots: Sequence[Path]) -> list[str]:
+    """Folder names, suffixed with the part index where two parts share a name."""
+    names = [root.resolve().name for root in roots]
+    return [name if names.count(name) == 1 else f"{name}-{i}" for i, name in enumerate(names)]
+
+
+def _check_compatible(parts: Sequence[Dataset]) -> None:
+    first = parts[0]
+    for part in parts[1:]:
+        if part.header["schema_version"] != first.header["schema_version"]:
+            raise ManifestError(
+                f"cannot merge {first.root} (manifest schema {first.header['schema_version']}) "
+                f"with {part.root} (schema {part.header['schema_version']}); rewrite the older "
+                "one with `msaug select OLD --out NEW`, which writes the current schema"
+            )
+        if part.sample_rate != first.sample_rate:
+            raise ManifestError(
+                f"cannot merge {first.root} ({first.sample_rate} Hz) with {part.root} "
+                f"({part.sample_rate} Hz): datasets of different sample rates do not mix; "
+                "render them at one rate"
+            )
+
+
+def _moved(path: str, split: str, item_id: str) -> str:
+    return str(item_dir(split, item_id) / PurePosixPath(path).name)
+
+
+def _renamed_tables(
+    part: Dataset, renamed: dict[str, str], label: str
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    items = part.items.copy()
+    stems = part.stems.copy()
+    old_ids = items["item_id"]
+    split = dict(zip(old_ids, items["split"], strict=True))
+    items["item_id"] = old_ids.map(lambda i: renamed.get(i, i))
+    items["mixture_path"] = [
+        _moved(path, s, new) if old in renamed else path
+        for path, s, old, new in zip(
+            items["mixture_path"], items["split"], old_ids, items["item_id"], strict=True
+        )
+    ]
+    items["origin"] = [label if not o else f"{label}/{o}" for o in items["origin"]]
+    stems["path"] = [
+        _moved(path, split[old], renamed[old]) if old in renamed else path
+        for path, old in zip(stems["path"], stems["item_id"], strict=True)
+    ]
+    stems["item_id"] = stems["item_id"].map(lambda i: renamed.get(i, i))
+    return items, stems
+
+
+def merge(
+    roots: Sequence[str | Path], out: str | Path, copy: bool = False, command: str | None = None
+) -> Written:
+    """Write the union of the datasets at `roots` to `out`, keeping every row of every part."""
+    roots = [Path(root) for root in roots]
+    if len(roots) < 2:
+        raise ManifestError("merge needs at least two datasets")
+    parts = [Dataset.open(root) for root in roots]
+    for part in parts:
+        require_folder_form(part)
+    _check_compatible(parts)
+    renames = new_ids([list(part.items["item_id"]) for part in parts])
+    labels = _labels(roots)
+    tables = [
+        _renamed_tables(p, r, label) for p, r, label in zip(parts, renames, labels, strict=True)
+    ]
+    items = pd.concat([t[0] for t in tables], ignore_index=True)
+    stems = pd.concat([t[1] for t in tables], ignore_index=True)
+    header = derived_header(parts[0].header, len(items), command)
+    header["identity"] = {"merge": [part.header.get("identity") for part in parts]}
+    header["parts"] = [
+        {
+            "label": label,
+            "root": str(part.root.resolve()),
+            "manifest_checksum": part.manifest_checksum(),
+            "renamed_ids": len(renamed),
+            "header": part.header,
+        }
+        for part, label, renamed in zip(parts, labels, renames, strict=True)
+    ]
+    linked = 0
+    with new_folder(out, sources=roots) as folder:
+        for part, (part_items, part_stems) in zip(parts, tables, strict=True):
+            sources = audio_paths(part.items, part.stems)
+            targets = audio_paths(part_items, part_stems)
+            for source, target in zip(sources, targets, strict=True):
+                linked += place_file(part.path(source), folder / target, copy)
+        write_manifest(folder, header, items, stems)
+    n_files = len(items) + len(stems)
+    return Written(Path(out), len(items), linked, n_files - linked)
