@@ -19,6 +19,7 @@ from manifests.derive import Written, derived_header, new_folder, place_file, wr
 from manifests.errors import ManifestError
 from manifests.listing import audio_paths, require_folder_form
 from manifests.schema import item_dir
+from manifests.writer import sorted_tables
 
 
 def new_ids(id_lists: Sequence[Sequence[str]]) -> list[dict[str, str]]:
@@ -62,6 +63,18 @@ def _check_compatible(parts: Sequence[Dataset]) -> None:
             )
 
 
+def _shards_of_one_render(parts: Sequence[Dataset]) -> bool:
+    """Parts of one render split with `--shard`: same identity, disjoint items."""
+    identity = parts[0].header.get("identity")
+    ids = [set(part.items["item_id"]) for part in parts]
+    return (
+        isinstance(identity, dict)
+        and "merge" not in identity
+        and all(part.header.get("identity") == identity for part in parts)
+        and sum(map(len, ids)) == len(set().union(*ids))
+    )
+
+
 def _moved(path: str, split: str, item_id: str) -> str:
     return str(item_dir(split, item_id) / PurePosixPath(path).name)
 
@@ -100,15 +113,26 @@ def merge(
     for part in parts:
         require_folder_form(part)
     _check_compatible(parts)
-    renames = new_ids([list(part.items["item_id"]) for part in parts])
     labels = _labels(roots)
-    tables = [
-        _renamed_tables(p, r, label) for p, r, label in zip(parts, renames, labels, strict=True)
-    ]
+    rejoin = _shards_of_one_render(parts)
+    if rejoin:
+        # Shards rejoin into the single render they split: same ids, identity and row order,
+        # so the tables equal those of an unsharded run and `rerender` still works.
+        renames = [{} for _ in parts]
+        tables = [(p.items, p.stems) for p in parts]
+    else:
+        renames = new_ids([list(part.items["item_id"]) for part in parts])
+        tables = [
+            _renamed_tables(p, r, label) for p, r, label in zip(parts, renames, labels, strict=True)
+        ]
     items = pd.concat([t[0] for t in tables], ignore_index=True)
     stems = pd.concat([t[1] for t in tables], ignore_index=True)
     header = derived_header(parts[0].header, len(items), command)
-    header["identity"] = {"merge": [part.header.get("identity") for part in parts]}
+    if rejoin:
+        items, stems = sorted_tables(items, stems)
+        header["identity"] = parts[0].header["identity"]
+    else:
+        header["identity"] = {"merge": [part.header.get("identity") for part in parts]}
     header["parts"] = [
         {
             "label": label,

@@ -149,10 +149,10 @@ class DatasetWriter:
         parts = self.root / PARTS_DIR
         item_parts = sorted(parts.glob("items-*.parquet"))
         stem_parts = [parts / p.name.replace("items-", "stems-", 1) for p in item_parts]
-        items = _fold([self.root / ITEMS_FILE, *item_parts], ["item_id"], ITEMS_SCHEMA)
-        items = items.sort_values("item_index", kind="stable").reset_index(drop=True)
-        stems = _fold([self.root / STEMS_FILE, *stem_parts], ["item_id", "stem"], STEMS_SCHEMA)
-        stems = _order_stems(stems, items)
+        items, stems = sorted_tables(
+            _fold([self.root / ITEMS_FILE, *item_parts], ["item_id"], ITEMS_SCHEMA),
+            _fold([self.root / STEMS_FILE, *stem_parts], ["item_id", "stem"], STEMS_SCHEMA),
+        )
         write_table(self.root / STEMS_FILE, stems, STEMS_SCHEMA)
         write_table(self.root / ITEMS_FILE, items, ITEMS_SCHEMA)
         header = json.loads((self.root / DATASET_JSON).read_text())
@@ -173,14 +173,16 @@ def _fold(paths: Iterable[Path], unique: list[str], schema: pa.Schema) -> pd.Dat
     return pd.concat(frames, ignore_index=True).drop_duplicates(subset=unique, keep="last")
 
 
-def _order_stems(stems: pd.DataFrame, items: pd.DataFrame) -> pd.DataFrame:
-    """Stems in item order, then in STEM_NAMES order, so tables never depend on batching."""
+def sorted_tables(items: pd.DataFrame, stems: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Items by index, stems in item order then STEM_NAMES order: the canonical row order, so
+    tables never depend on batching, worker count or sharding."""
+    items = items.sort_values("item_index", kind="stable").reset_index(drop=True)
     if stems.empty:
-        return stems
+        return items, stems
     rank = {item_id: i for i, item_id in enumerate(items["item_id"])}
     stem_rank = {name: i for i, name in enumerate(STEM_NAMES)}
     key = stems["item_id"].map(rank) * len(STEM_NAMES) + stems["stem"].map(stem_rank)
-    return stems.iloc[key.argsort(kind="stable")].reset_index(drop=True)
+    return items, stems.iloc[key.argsort(kind="stable")].reset_index(drop=True)
 
 
 def _first_difference(old: Any, new: Any, path: str = "") -> str:
