@@ -7,12 +7,13 @@ import sys
 
 import click
 
+from augment.backends import BACKENDS
 from augment.config import MODES
 from augment.errors import SourceError
 from augment.prepare import prepare_cache
 from augment.render import RenderSettings, RenderSummary, render_dataset
 from augment.rerender import rerender_item
-from augment.stretch import BACKENDS, QUALITIES
+from augment.stretch import QUALITIES, STRETCH_BACKENDS
 from manifests.files import SUBTYPES
 
 
@@ -88,7 +89,10 @@ def _parse_shard(ctx: click.Context, param: click.Parameter, value: str) -> tupl
 )
 @click.option("--subtype", type=click.Choice(SUBTYPES), default="PCM_16", show_default=True)
 @click.option(
-    "--stretch-backend", type=click.Choice(BACKENDS), default="pedalboard", show_default=True
+    "--stretch-backend",
+    type=click.Choice(STRETCH_BACKENDS),
+    default="pedalboard",
+    show_default=True,
 )
 @click.option(
     "--quality",
@@ -101,6 +105,24 @@ def _parse_shard(ctx: click.Context, param: click.Parameter, value: str) -> tupl
     "--source-format", type=click.Choice(["auto", "wav", "stem"]), default="auto", show_default=True
 )
 @click.option("--batch-size", default=4, show_default=True, help="Items per worker task.")
+@click.option(
+    "--shard",
+    default="0/1",
+    show_default=True,
+    callback=_parse_shard,
+    help="K/N: render only items i with i mod N == K (one part per machine).",
+)
+@click.option(
+    "--backend",
+    type=click.Choice(BACKENDS),
+    default="loky",
+    show_default=True,
+    help="Where batches run: local processes, or a dask / ray cluster.",
+)
+@click.option(
+    "--scheduler",
+    help="dask scheduler (tcp://host:8786) or ray address; without it a local cluster starts.",
+)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def render(
     root,
@@ -120,6 +142,9 @@ def render(
     quality,
     source_format,
     batch_size,
+    shard,
+    backend,
+    scheduler,
     quiet,
 ) -> None:
     """Render N augmented items from ROOT into OUT (rerun the same command to resume).
@@ -143,7 +168,16 @@ def render(
     )
     command = shlex.join(["msaug", *sys.argv[1:]])
     summary = render_dataset(
-        settings, out, n, jobs=jobs, batch_size=batch_size, command=command, progress=not quiet
+        settings,
+        out,
+        n,
+        jobs=jobs,
+        batch_size=batch_size,
+        command=command,
+        progress=not quiet,
+        shard=shard,
+        backend=backend,
+        scheduler=scheduler,
     )
     _print_summary(summary)
 

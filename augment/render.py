@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from joblib import Parallel, delayed, parallel_config
+from joblib import Parallel, delayed
 from tqdm import tqdm
 
+from augment.backends import execution_backend
 from augment.chain import apply_chain
 from augment.config import RenderConfig, Suitability, load_config, parse_mode
 from augment.errors import ConfigError, SourceError
@@ -276,11 +277,14 @@ def render_dataset(
     command: str = "",
     progress: bool = True,
     shard: tuple[int, int] = (0, 1),
+    backend: str = "loky",
+    scheduler: str | None = None,
 ) -> RenderSummary:
     """Render items 0..n-1 into `out`, resuming whatever an earlier run finished.
 
     `shard=(k, m)` renders only the items i with i % m == k, with the same seeds as a single
     run, so m machines with no scheduler produce disjoint parts that `msaug merge` joins.
+    `backend` / `scheduler` run the same batches on a dask or ray cluster (augment.backends).
     """
     if n < 1:
         raise ConfigError(f"--n must be at least 1, got {n}")
@@ -318,7 +322,7 @@ def render_dataset(
         for i in range(0, len(todo), batch_size)
     ]
     bar = tqdm(total=len(todo), desc="rendering", unit="item", disable=not progress or not todo)
-    with parallel_config(backend="loky", inner_max_num_threads=1):
+    with execution_backend(backend, scheduler):
         results = Parallel(n_jobs=jobs, return_as="generator_unordered")(
             delayed(_render_batch)(job) for job in jobs_list
         )

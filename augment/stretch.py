@@ -17,7 +17,7 @@ import numpy as np
 
 from augment.errors import ConfigError
 
-BACKENDS = ("pedalboard", "pyrubberband")
+STRETCH_BACKENDS = ("pedalboard", "pyrubberband")
 QUALITIES = ("fast", "best")
 
 
@@ -36,8 +36,8 @@ def frames_to_read(frames: int, factor: float, sample_rate: int) -> int:
 
 
 def check_backend(backend: str, quality: str) -> None:
-    if backend not in BACKENDS:
-        raise ConfigError(f"--stretch-backend must be one of {BACKENDS}, got {backend!r}")
+    if backend not in STRETCH_BACKENDS:
+        raise ConfigError(f"--stretch-backend must be one of {STRETCH_BACKENDS}, got {backend!r}")
     if quality not in QUALITIES:
         raise ConfigError(f"--quality must be one of {QUALITIES}, got {quality!r}")
     if backend == "pyrubberband" and shutil.which("rubberband") is None:

@@ -349,3 +349,39 @@ def test_merged_shards_equal_the_single_run(source_root, rendered, tmp_path):
     for rel in [*single.items.mixture_path, *single.stems.path]:
         assert merged.path(rel).read_bytes() == single.path(rel).read_bytes()
     assert rerender_item(tmp_path / "merged", "0000004").ok
+
+
+def test_dask_backend_gives_the_loky_bytes(source_root, rendered, tmp_path):
+    pytest.importorskip("dask.distributed")
+    out = tmp_path / "dask"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "augment",
+            "render",
+            "--root",
+            str(source_root),
+            "--out",
+            str(out),
+            "--n",
+            "8",
+            "--seconds",
+            "1.5",
+            "--sr",
+            str(SR),
+            "--quality",
+            "fast",
+            "--mode",
+            "mix:coherent=0.5,incoherent=0.5",
+            "--backend",
+            "dask",
+            "--jobs",
+            "2",
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    assert _checksums(out) == _checksums(rendered)
