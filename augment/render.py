@@ -13,6 +13,7 @@ import hashlib
 import json
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from functools import cache
 from pathlib import Path
@@ -248,6 +249,22 @@ def _check_settings(settings: RenderSettings) -> None:
     check_backend(settings.stretch_backend, settings.quality)
 
 
+_WAVE = 32
+
+
+def _run_batches(jobs_list: list[_Job], n_jobs: int, streaming: bool) -> Iterator[dict[str, Any]]:
+    """Batch results as they finish. Backends that cannot stream results (ray's) run in waves
+    of `_WAVE` batches, so manifest parts still land, and progress still moves, as work ends."""
+    if streaming:
+        yield from Parallel(n_jobs=n_jobs, return_as="generator_unordered")(
+            delayed(_render_batch)(job) for job in jobs_list
+        )
+        return
+    for start in range(0, len(jobs_list), _WAVE):
+        wave = jobs_list[start : start + _WAVE]
+        yield from Parallel(n_jobs=n_jobs)(delayed(_render_batch)(job) for job in wave)
+
+
 def listing_digest(tracks: list[Track]) -> str:
     listing = "\n".join(f"{t.subset}/{t.name}:{t.num_frames}:{t.sample_rate}" for t in tracks)
     return hashlib.sha256(listing.encode()).hexdigest()[:16]
@@ -323,10 +340,7 @@ def render_dataset(
     ]
     bar = tqdm(total=len(todo), desc="rendering", unit="item", disable=not progress or not todo)
     with execution_backend(backend, scheduler):
-        results = Parallel(n_jobs=jobs, return_as="generator_unordered")(
-            delayed(_render_batch)(job) for job in jobs_list
-        )
-        for result in results:
+        for result in _run_batches(jobs_list, jobs, streaming=backend != "ray"):
             writer.write_part(item_id(result["indices"][0]), result["items"], result["stems"])
             summary.rendered += len(result["items"])
             summary.rejected.update(result["rejected"])

@@ -351,9 +351,10 @@ def test_merged_shards_equal_the_single_run(source_root, rendered, tmp_path):
     assert rerender_item(tmp_path / "merged", "0000004").ok
 
 
-def test_dask_backend_gives_the_loky_bytes(source_root, rendered, tmp_path):
-    pytest.importorskip("dask.distributed")
-    out = tmp_path / "dask"
+@pytest.mark.parametrize(("backend", "module"), [("dask", "dask.distributed"), ("ray", "ray")])
+def test_cluster_backends_give_the_loky_bytes(backend, module, source_root, rendered, tmp_path):
+    pytest.importorskip(module)  # ray is an optional extra; dask is in the dev extra
+    out = tmp_path / backend
     result = subprocess.run(
         [
             sys.executable,
@@ -375,7 +376,7 @@ def test_dask_backend_gives_the_loky_bytes(source_root, rendered, tmp_path):
             "--mode",
             "mix:coherent=0.5,incoherent=0.5",
             "--backend",
-            "dask",
+            backend,
             "--jobs",
             "2",
             "--quiet",
