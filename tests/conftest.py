@@ -19,3 +19,15 @@ def source_root(tmp_path_factory) -> Path:
     return make_source_root(
         tmp_path_factory.mktemp("sources"), tracks=3, seconds=8.0, sample_rate=SR
     )
+
+
+@pytest.fixture
+def one_thread():
+    """One intra-op torch thread: tiny tensors gain nothing from a second one, and on a shared
+    2-core machine the contention made a 3 s test take 26 s."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

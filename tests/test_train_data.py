@@ -1,0 +1,109 @@
+"""Training data: crops aligned across stems, decided by their key, selected by --where."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from factory import make_dataset
+
+from manifests import STEM_NAMES, Dataset, ManifestError
+from train.config import DataConfig, LoopConfig
+from train.data import (
+    CropDataset,
+    CropKey,
+    collate_crops,
+    holdout_ids,
+    item_files,
+    make_loaders,
+    resample,
+)
+
+SR = 8000
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Dataset:
+    return Dataset.open(make_dataset(tmp_path_factory.mktemp("data"), 8, 2.0, SR))
+
+
+def loaders(dataset: Dataset, rate: int = SR, **data: object):
+    config = DataConfig(root=dataset.root, workers=0, segment=0.5, valid_fraction=0.25)
+    for key, value in data.items():
+        setattr(config, key, value)
+    loop = LoopConfig(out=Path("unused"), batch_size=2, batches_per_epoch=3)
+    return make_loaders(dataset, config, loop, STEM_NAMES, rate, cuda=False)
+
+
+def crop(crops: CropDataset, key: CropKey) -> tuple[torch.Tensor, torch.Tensor]:
+    """One crop as the loader batches it: mixture (C, T) and sources (S, C, T)."""
+    mix, stems = collate_crops([crops[key]])
+    return mix[0], stems[0]
+
+
+def epoch_batches(loader, epoch: int) -> list[torch.Tensor]:
+    loader.sampler.set_epoch(epoch)
+    return [mix for mix, _ in loader]
+
+
+def test_mixture_crop_is_the_sum_of_the_stem_crops(dataset):
+    """One offset for all files: the factory's mixture is the sum of its stems."""
+    crops = CropDataset(item_files(dataset, STEM_NAMES), 0.5, SR, mono=False, seed=0)
+    mix, stems = crop(crops, CropKey(item=3, epoch=1, index=7))
+    assert mix.shape == (2, SR // 2) and stems.shape == (4, 2, SR // 2)
+    assert torch.allclose(mix, stems.sum(dim=0), atol=1e-4)
+
+
+@pytest.mark.parametrize("rate", [SR, 16000, 11025])
+def test_resampled_crops_have_the_exact_length(dataset, rate):
+    crops = CropDataset(item_files(dataset, STEM_NAMES), 0.5, rate, mono=True, seed=0)
+    mix, stems = crop(crops, CropKey(0, 0, 0))
+    assert mix.shape == (1, rate // 2) and stems.shape == (4, 1, rate // 2)
+
+
+def test_crop_depends_on_its_key_only(dataset):
+    crops = CropDataset(item_files(dataset, STEM_NAMES), 0.5, SR, mono=False, seed=0)
+    first = crop(crops, CropKey(0, 2, 5))[0]
+    assert torch.equal(first, crop(crops, CropKey(0, 2, 5))[0])
+    assert not torch.equal(first, crop(crops, CropKey(0, 2, 6))[0])
+
+
+def test_batches_do_not_depend_on_worker_count(dataset):
+    single = loaders(dataset)[0]
+    workers = loaders(dataset, workers=2)[0]
+    for epoch in (1, 2):
+        expected = epoch_batches(single, epoch)
+        assert len(expected) == 3
+        for a, b in zip(expected, epoch_batches(workers, epoch), strict=True):
+            assert torch.equal(a, b)
+    assert not torch.equal(epoch_batches(single, 1)[0], epoch_batches(single, 2)[0])
+
+
+def test_where_selects_the_training_items_and_keeps_validation(dataset):
+    coherent = set(dataset.items.loc[dataset.items["mode"] == "coherent", "item_id"])
+    held_out = holdout_ids(dataset, 0.25)
+    train, valid = loaders(dataset, where="mode == 'coherent'")
+    assert {i.item_id for i in train.dataset.items} == coherent - held_out
+    assert {i.item_id for i in valid.dataset.items} == held_out
+    assert {i.item_id for i in loaders(dataset)[1].dataset.items} == held_out
+
+
+def test_holdout_is_stable_and_never_empty(dataset):
+    assert holdout_ids(dataset, 0.25) == holdout_ids(dataset, 0.25)
+    assert len(holdout_ids(dataset, 0.25)) == 2
+    assert len(holdout_ids(dataset, 0.01)) == 1
+
+
+def test_empty_selection_is_refused(dataset):
+    with pytest.raises(ManifestError, match="selects no items"):
+        loaders(dataset, where="mode == 'nonexistent'")
+
+
+def test_resample_round_trip_keeps_a_tone():
+    t = np.arange(44100) / 44100
+    tone = np.sin(2 * np.pi * 440 * t).astype(np.float32)[None]
+    back = resample(resample(tone, 44100, 16000), 16000, 44100)
+    assert back.shape == tone.shape
+    assert np.max(np.abs(back - tone)[:, 1000:-1000]) < 1e-2

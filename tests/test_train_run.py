@@ -1,0 +1,188 @@
+"""mstrain end to end: train, resume, checkpoints, eval on a MUSDB-HQ folder, separate, errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from click.testing import CliRunner
+from factory import make_dataset
+
+from manifests import STEM_NAMES, Dataset
+from manifests.schema import MIXTURE
+from train import checkpoint
+from train.cli import main
+from train.inference import overlap_add
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+SR = 8000
+TINY = [
+    "--segment", "0.5", "--batch-size", "2", "--workers", "0", "--valid-fraction", "0.25",
+    "--model-arg", f"sample_rate={SR}", "--model-arg", "widths=[4,8,16]",
+    "--model-arg", "bottleneck=16",
+]  # fmt: skip
+
+
+def mstrain(*args: object) -> object:
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    if result.exit_code != 0 and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result
+
+
+def losses(run: Path) -> list[tuple[float, float]]:
+    with open(run / "log.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    return [(float(r["train_loss"]), float(r["valid_loss"])) for r in rows]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    return make_dataset(tmp_path_factory.mktemp("data"), 8, 1.0, SR)
+
+
+@pytest.fixture(scope="module")
+def run(data, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("runs") / "unet"
+    assert mstrain("--data", data, "--out", out, "--epochs", 2, *TINY).exit_code == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def musdb_root(tmp_path_factory) -> Path:
+    """MUSDB18-HQ layout: test/<track>/{mixture,vocals,drums,bass,other}.wav, mixture = sum."""
+    root = tmp_path_factory.mktemp("musdb")
+    rng = np.random.default_rng(0)
+    t = np.arange(int(2.5 * SR)) / SR
+    folder = root / "test" / "Artist - Song"
+    folder.mkdir(parents=True)
+    stems = {}
+    for i, stem in enumerate(STEM_NAMES):
+        tone = np.sin(2 * np.pi * 110 * (i + 1) * t) + 0.1 * rng.standard_normal(t.size)
+        stems[stem] = 0.1 * np.stack([tone, 0.5 * tone]).T
+        sf.write(folder / f"{stem}.wav", stems[stem], SR, subtype="FLOAT")
+    sf.write(folder / f"{MIXTURE}.wav", sum(stems.values()), SR, subtype="FLOAT")
+    return root
+
+
+def test_training_writes_logs_plot_and_checkpoints(run, data):
+    assert len(losses(run)) == 2
+    assert all(math.isfinite(v) for row in losses(run) for v in row)
+    assert (run / "loss.png").stat().st_size > 0
+    assert any((run / "tensorboard").iterdir())
+    last = checkpoint.load(run / checkpoint.LAST)
+    assert last["epoch"] == 2 and len(last["history"]) == 2
+    assert last["manifest_checksum"] == Dataset.open(data).manifest_checksum()
+    assert "--epochs 2" in last["command"]
+    assert last["config"]["loop"]["epochs"] == 2
+    assert {"optimizer", "scheduler", "scaler", "rng", "git_commit"} <= set(last)
+    best = checkpoint.load(run / checkpoint.BEST)
+    assert best["epoch"] == best["best_epoch"] == last["best_epoch"]
+
+
+def test_checkpoint_rebuilds_the_model_alone(run):
+    model, _ = checkpoint.load_run_model(run)
+    assert model.name == "unet" and model.sources == STEM_NAMES and model.sample_rate == SR
+    assert model.init_kwargs["widths"] == [4, 8, 16]
+
+
+def test_resume_continues_the_uninterrupted_run(data, tmp_path):
+    """Same losses, bit for bit, whether a run stops after epoch 2 or not (and any --workers)."""
+    straight, stopped = tmp_path / "straight", tmp_path / "stopped"
+    mstrain("--data", data, "--out", straight, "--epochs", 4, *TINY)
+    mstrain("train", "--data", data, "--out", stopped, "--epochs", 2, *TINY)
+    mstrain("--data", data, "--out", stopped, "--epochs", 4, "--resume", *TINY, "--workers", 1)
+    assert len(losses(straight)) == 4
+    assert losses(stopped) == losses(straight)
+
+
+def test_early_stop_after_patience(data, tmp_path):
+    """With lr 0 only BatchNorm statistics move, so validation soon stops improving."""
+    out = tmp_path / "flat"
+    mstrain("--data", data, "--out", out, "--epochs", 9, "--lr", 0, "--patience", 2, *TINY)
+    valid = [v for _, v in losses(out)]
+    assert len(valid) == int(np.argmin(valid)) + 1 + 2 < 9
+
+
+def test_eval_writes_museval_json_and_summary(run, musdb_root, tmp_path):
+    result = mstrain("eval", "--run", run, "--root", musdb_root, "--out", tmp_path)
+    assert result.exit_code == 0, result.output
+    scores = json.loads((tmp_path / "test" / "Artist - Song.json").read_text())
+    assert [t["name"] for t in scores["targets"]] == list(STEM_NAMES)
+    sdr = [float(f["metrics"]["SDR"]) for t in scores["targets"] for f in t["frames"]]
+    assert len(sdr) == 4 * 2 and all(math.isfinite(v) for v in sdr)
+    with open(tmp_path / "summary.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["source"] for r in rows] == [*STEM_NAMES, "mean"]
+    assert all(math.isfinite(float(r[k])) for r in rows for k in ("csdr", "usdr"))
+    assert "| vocals |" in result.output
+    assert (tmp_path / "summary.md").read_text() in result.output
+
+
+@pytest.mark.parametrize(("rate", "channels", "frames"), [(SR, 2, 12345), (11025, 1, 7001)])
+def test_separate_keeps_length_rate_and_channels(run, tmp_path, rate, channels, frames):
+    song = tmp_path / "song.wav"
+    sf.write(song, np.random.default_rng(0).uniform(-0.5, 0.5, (frames, channels)), rate)
+    result = mstrain("separate", "--run", run, song, "--out", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    for stem in STEM_NAMES:
+        info = sf.info(tmp_path / "out" / "song" / f"{stem}.wav")
+        assert (info.frames, info.samplerate, info.channels) == (frames, rate, channels)
+
+
+def test_one_chunk_equals_a_plain_forward(run):
+    model, _ = checkpoint.load_run_model(run)
+    model.eval()
+    mix = torch.randn(2, 3000)
+    chunked = overlap_add(model, mix, frames=4000, overlap=1000, device=torch.device("cpu"))
+    with torch.no_grad():
+        plain = model(torch.nn.functional.pad(mix, (0, 1000))[None])[0, ..., :3000]
+    assert torch.allclose(chunked, plain, atol=1e-6)
+
+
+@pytest.mark.parametrize("length", [2999, 3000, 3001, 9000, 10001])
+def test_chunks_cover_any_length(run, length):
+    model, _ = checkpoint.load_run_model(run)
+    out = overlap_add(model.eval(), torch.randn(2, length), 3000, 750, torch.device("cpu"))
+    assert out.shape == (len(STEM_NAMES), 2, length) and torch.isfinite(out).all()
+
+
+def bad_inputs(data: Path, run: Path, tmp: Path) -> dict[str, tuple[list[object], str]]:
+    text = tmp / "notes.wav"
+    text.write_text("not audio")
+    return {
+        "missing dataset": (["--data", tmp / "nowhere", "--out", tmp / "r1"], "does not exist"),
+        "empty selection": (
+            ["--data", data, "--where", "mode == 'none'", "--out", tmp / "r2"],
+            "selects no items",
+        ),
+        "unknown model": (["--data", data, "--model", "nope", "--out", tmp / "r3"], "'nope'"),
+        "other model's checkpoint": (
+            ["--data", data, "--model", "bsrnn", "--target", "vocals", "--out", run, "--resume"],
+            "holds a 'unet' model, not the requested 'bsrnn'",
+        ),
+        "run exists": (["--data", data, "--out", run], "--resume"),
+        "bad model arg": (["--data", data, "--model-arg", "widths", "--out", tmp / "r4"], "KEY"),
+        "missing run (eval)": (["eval", "--run", tmp / "norun", "--root", tmp], "does not exist"),
+        "no musdb": (["eval", "--run", run, "--root", tmp], "no MUSDB18 tracks"),
+        "missing run (separate)": (["separate", "--run", tmp / "norun", text], "does not exist"),
+        "unreadable song": (["separate", "--run", run, text], "cannot read song"),
+        "missing song": (["separate", "--run", run, tmp / "none.wav"], "does not exist"),
+    }
+
+
+def test_bad_inputs_give_one_line(data, run, tmp_path):
+    for case, (args, message) in bad_inputs(data, run, tmp_path).items():
+        result = CliRunner().invoke(main, [str(a) for a in args])
+        assert result.exit_code == 2, (case, result.output)
+        assert "Traceback" not in result.output, case
+        assert result.stderr.startswith("mstrain: error: "), (case, result.stderr)
+        assert result.stderr.count("\n") == 1, (case, result.stderr)
+        assert message in result.stderr, (case, result.stderr)

@@ -1,0 +1,90 @@
+"""Training settings, one dataclass per concern.
+
+Field names are the keyword arguments of what they configure (the data loaders, Adam and
+StepLR, the loop), so a flag is one hop from its use. `train/cli.py` maps click options onto
+these classes in one place and takes its defaults from here; a checkpoint stores them as a dict.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+TARGETS = ("all", "vocals", "drums", "bass", "other")
+
+
+@dataclass
+class DataConfig:
+    """What the loaders read: a rendered dataset for training, real tracks for validation."""
+
+    root: Path
+    where: str | None = None
+    target: str = "all"
+    segment: float = 5.0
+    mono: bool = False
+    workers: int = 2
+    valid_root: Path | None = None
+    valid_subset: str = "valid"
+    valid_fraction: float = 0.1
+
+
+@dataclass
+class ModelConfig:
+    """A registry name and constructor arguments beyond `sources` (set from --target)."""
+
+    name: str = "unet"
+    args: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class OptimConfig:
+    """Adam, StepLR and gradient clipping."""
+
+    lr: float = 1e-3
+    weight_decay: float = 1e-5
+    lr_step: int = 2
+    lr_gamma: float = 0.98
+    clip: float = 5.0
+
+
+@dataclass
+class LoopConfig:
+    """How long to train, where to write, and how to stop."""
+
+    out: Path
+    epochs: int = 100
+    batches_per_epoch: int | None = None
+    batch_size: int = 4
+    patience: int = 10
+    device: str = "auto"
+    seed: int = 0
+    max_minutes: float | None = None
+    resume: bool = False
+
+
+@dataclass
+class TrainConfig:
+    data: DataConfig
+    model: ModelConfig
+    optim: OptimConfig
+    loop: LoopConfig
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain types only, so checkpoints load with `torch.load(weights_only=True)`."""
+        return {
+            part.name: {
+                key: str(value) if isinstance(value, Path) else value
+                for key, value in dataclasses.asdict(getattr(self, part.name)).items()
+            }
+            for part in dataclasses.fields(self)
+        }
+
+
+def default(cls: type, name: str) -> Any:
+    """The default of field `name` of dataclass `cls` (click options show it as theirs)."""
+    for item in dataclasses.fields(cls):
+        if item.name == name:
+            return item.default
+    raise KeyError(f"{cls.__name__} has no field {name!r}")

@@ -1,0 +1,216 @@
+"""The training loop: `fit` builds the objects, then alternates training and validation.
+
+One epoch is `--batches-per-epoch` batches of random crops, then the validation loss over
+whole real tracks cut into `--segment` pieces. After every epoch the run is checkpointed, so
+`--resume` continues from the last finished epoch as if the run had not stopped.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from manifests import STEM_NAMES, Dataset
+from train import checkpoint
+from train.config import ModelConfig, TrainConfig
+from train.data import keep_freed_memory, make_loaders
+from train.errors import TrainError
+from train.logs import RunLog
+from train.models import MODELS
+from train.models.base import SeparationModel
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise TrainError("--device cuda was requested but torch sees no CUDA device")
+    return torch.device(name)
+
+
+def train_one_epoch(
+    model: SeparationModel,
+    loader: DataLoader,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    device: torch.device,
+    clip: float,
+) -> float:
+    """Mean training loss; mixed precision where the scaler is enabled (CUDA only)."""
+    model.train()
+    total, count = 0.0, 0
+    for mix, targets in tqdm(loader, desc="train", leave=False, disable=None):
+        mix, targets = mix.to(device, non_blocking=True), targets.to(device, non_blocking=True)
+        optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(device.type, enabled=scaler.is_enabled()):
+            loss = model.training_loss(mix, targets)
+        scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)
+        nn.utils.clip_grad_norm_(model.parameters(), clip)
+        scaler.step(optimizer)
+        scaler.update()
+        total += loss.item() * len(mix)
+        count += len(mix)
+    return total / count
+
+
+def chunks(audio: torch.Tensor, frames: int) -> torch.Tensor:
+    """(..., time) -> (pieces, ..., frames): consecutive pieces, the last one zero-padded."""
+    padded = F.pad(audio, (0, -audio.shape[-1] % frames))
+    return padded.unfold(-1, frames, frames).movedim(-2, 0)
+
+
+@torch.no_grad()
+def evaluate(
+    model: SeparationModel, loader: DataLoader, frames: int, batch_size: int, device: torch.device
+) -> float:
+    """Mean loss over every `frames`-long piece of every whole validation track."""
+    model.eval()
+    total, count = 0.0, 0
+    for mix, targets in loader:
+        mix_parts, target_parts = (chunks(x, frames).split(batch_size) for x in (mix, targets))
+        pieces = zip(mix_parts, target_parts, strict=True)
+        for mix_part, target_part in pieces:
+            loss = model.training_loss(mix_part.to(device), target_part.to(device))
+            total += loss.item() * len(mix_part)
+            count += len(mix_part)
+    return total / count
+
+
+def new_model(config: ModelConfig, target: str, mono: bool, data_rate: int) -> SeparationModel:
+    """A fresh model; a model whose class sets no default rate runs at the dataset's rate."""
+    if config.name not in MODELS:
+        raise TrainError(f"unknown model {config.name!r}; choose one of {sorted(MODELS)}")
+    cls = MODELS[config.name]
+    kwargs: dict[str, Any] = {"sources": list(STEM_NAMES) if target == "all" else [target]}
+    if mono:
+        kwargs["channels"] = 1
+    if inspect.signature(cls).parameters["sample_rate"].default is inspect.Parameter.empty:
+        kwargs["sample_rate"] = data_rate
+    try:
+        return cls(**{**kwargs, **config.args})
+    except (TypeError, ValueError) as exc:
+        raise TrainError(f"cannot build model {config.name!r}: {exc}") from exc
+
+
+def resume_payload(config: TrainConfig, manifest_checksum: str) -> dict[str, Any] | None:
+    """The checkpoint to continue, after checking it belongs to this model and dataset."""
+    path = config.loop.out / checkpoint.LAST
+    if not config.loop.resume:
+        if path.exists():
+            raise TrainError(
+                f"{config.loop.out} already holds a run; pass --resume to continue it "
+                "or choose another --out"
+            )
+        return None
+    if not path.exists():
+        raise TrainError(f"{config.loop.out} holds no {checkpoint.LAST} to resume; drop --resume")
+    payload = checkpoint.load(path)
+    checkpoint.check_model_name(payload, config.model.name, path)
+    if payload["manifest_checksum"] != manifest_checksum:
+        raise TrainError(
+            f"{path} was trained on another dataset than {config.data.root} "
+            "(manifest checksums differ); resume with the original --data"
+        )
+    return payload
+
+
+def fit(config: TrainConfig, command: str) -> list[dict[str, Any]]:
+    """Train until --epochs, early stopping or --max-minutes; return the per-epoch history."""
+    started = time.monotonic()
+    loop, out = config.loop, Path(config.loop.out)
+    device = resolve_device(loop.device)
+    dataset = Dataset.open(config.data.root)
+    meta = {
+        "command": command,
+        "config": config.to_dict(),
+        "manifest_checksum": dataset.manifest_checksum(),
+        "git_commit": checkpoint.git_commit(),
+    }
+    resumed = resume_payload(config, meta["manifest_checksum"])
+    torch.manual_seed(loop.seed)  # weight init and dropout use torch's default generator
+    model = (
+        checkpoint.rebuild(resumed["model"])
+        if resumed
+        else new_model(config.model, config.data.target, config.data.mono, dataset.sample_rate)
+    ).to(device)
+    keep_freed_memory()
+    train_loader, valid_loader = make_loaders(
+        dataset, config.data, loop, model.sources, model.sample_rate, device.type == "cuda"
+    )
+    optimizer = torch.optim.Adam(
+        model.parameters(), lr=config.optim.lr, weight_decay=config.optim.weight_decay
+    )
+    scheduler = torch.optim.lr_scheduler.StepLR(
+        optimizer, step_size=config.optim.lr_step, gamma=config.optim.lr_gamma
+    )
+    scaler = torch.amp.GradScaler(device.type, enabled=device.type == "cuda")
+    progress: dict[str, Any] = {"epoch": 0, "best_score": math.inf, "best_epoch": 0, "history": []}
+    if resumed:
+        optimizer.load_state_dict(resumed["optimizer"])
+        scheduler.load_state_dict(resumed["scheduler"])
+        scaler.load_state_dict(resumed["scaler"])
+        checkpoint.restore_rng(resumed["rng"])
+        progress = {key: resumed[key] for key in progress}
+    out.mkdir(parents=True, exist_ok=True)
+    log = RunLog(out)
+    frames = round(config.data.segment * model.sample_rate)
+    deadline = started + 60 * loop.max_minutes if loop.max_minutes else math.inf
+    while progress["epoch"] < loop.epochs:
+        if progress["epoch"] - progress["best_epoch"] >= loop.patience:
+            tqdm.write(f"early stop: no validation improvement for {loop.patience} epochs")
+            break
+        if time.monotonic() >= deadline:
+            tqdm.write(f"stopping: --max-minutes {loop.max_minutes} reached")
+            break
+        epoch_start = time.monotonic()
+        epoch = progress["epoch"] = progress["epoch"] + 1
+        train_loader.sampler.set_epoch(epoch)
+        train_loss = train_one_epoch(
+            model, train_loader, optimizer, scaler, device, config.optim.clip
+        )
+        valid_loss = evaluate(model, valid_loader, frames, loop.batch_size, device)
+        lr = scheduler.get_last_lr()[0]
+        scheduler.step()
+        seconds = time.monotonic() - epoch_start
+        progress["history"].append(
+            {
+                "epoch": epoch,
+                "train_loss": train_loss,
+                "valid_loss": valid_loss,
+                "lr": lr,
+                "seconds": seconds,
+            }
+        )
+        tqdm.write(
+            f"epoch {epoch}: train {train_loss:.6g} valid {valid_loss:.6g} ({seconds:.1f} s)"
+        )
+        if valid_loss < progress["best_score"]:
+            progress.update(best_score=valid_loss, best_epoch=epoch)
+            checkpoint.save(
+                out / checkpoint.BEST, {"model": checkpoint.model_entry(model), **progress, **meta}
+            )
+        checkpoint.save(
+            out / checkpoint.LAST,
+            {
+                "model": checkpoint.model_entry(model),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "scaler": scaler.state_dict(),
+                "rng": checkpoint.rng_states(),
+                **progress,
+                **meta,
+            },
+        )
+        log.epoch(progress["history"])
+    log.close(progress["history"])
+    return progress["history"]
