@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 import torch
 from factory import make_dataset
 
@@ -14,11 +15,13 @@ from train.config import DataConfig, LoopConfig
 from train.data import (
     CropDataset,
     CropKey,
+    ItemFiles,
     collate_crops,
     holdout_ids,
     item_files,
     make_loaders,
     resample,
+    rms_db,
 )
 
 SR = 8000
@@ -39,13 +42,13 @@ def loaders(dataset: Dataset, rate: int = SR, **data: object):
 
 def crop(crops: CropDataset, key: CropKey) -> tuple[torch.Tensor, torch.Tensor]:
     """One crop as the loader batches it: mixture (C, T) and sources (S, C, T)."""
-    mix, stems = collate_crops([crops[key]])
-    return mix[0], stems[0]
+    batch = collate_crops([crops[key]])
+    return batch.mix[0], batch.targets[0]
 
 
 def epoch_batches(loader, epoch: int) -> list[torch.Tensor]:
     loader.sampler.set_epoch(epoch)
-    return [mix for mix, _ in loader]
+    return [batch.mix for batch in loader]
 
 
 def test_mixture_crop_is_the_sum_of_the_stem_crops(dataset):
@@ -68,6 +71,35 @@ def test_crop_depends_on_its_key_only(dataset):
     first = crop(crops, CropKey(0, 2, 5))[0]
     assert torch.equal(first, crop(crops, CropKey(0, 2, 5))[0])
     assert not torch.equal(first, crop(crops, CropKey(0, 2, 6))[0])
+
+
+def test_activity_detection_redraws_crops_with_a_silent_target(tmp_path):
+    """Vocals sound in the last second of four only: most first draws are silent."""
+    frames = 4 * SR
+    t = np.arange(frames) / SR
+    vocals = np.where(t >= 3.0, 0.3 * np.sin(2 * np.pi * 440 * t), 0.0)
+    paths = []
+    for name in ("mixture", "vocals"):
+        paths.append(str(tmp_path / f"{name}.wav"))
+        sf.write(paths[-1], np.stack([vocals, vocals]).T, SR, subtype="FLOAT")
+    item = ItemFiles("x", tuple(paths), frames, SR)
+    keys = [CropKey(0, 1, index) for index in range(40)]
+    plain = [CropDataset([item], 0.5, SR, mono=False, seed=0)[k] for k in keys]
+    filtered_crops = CropDataset([item], 0.5, SR, mono=False, seed=0, activity_db=-40.0)
+    filtered = [filtered_crops[k] for k in keys]
+
+    assert sum(rms_db(c.audio[1]) < -40 for c in plain) > 20
+    assert all(c.silent_skipped == 0 for c in plain)
+    for first, crop in zip(plain, filtered, strict=True):
+        if crop.silent_skipped == 0:  # the first draw was active: the same crop as without SAD
+            np.testing.assert_array_equal(crop.audio, first.audio)
+        # active, or silent only after every one of the 10 attempts
+        assert rms_db(crop.audio[1]) >= -40 or crop.silent_skipped == 9
+    assert sum(rms_db(c.audio[1]) >= -40 for c in filtered) >= 35
+    batch = collate_crops(filtered)
+    assert batch.silent_skipped == sum(c.silent_skipped for c in filtered) > 20
+    again = filtered_crops[keys[5]]
+    np.testing.assert_array_equal(again.audio, filtered[5].audio)
 
 
 def test_batches_do_not_depend_on_worker_count(dataset):

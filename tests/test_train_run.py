@@ -178,6 +178,26 @@ def bad_inputs(data: Path, run: Path, tmp: Path) -> dict[str, tuple[list[object]
     }
 
 
+def test_target_all_trains_one_band_split_model_per_source(data, musdb_root, tmp_path):
+    """BSRNN learns one source per model: `--target all` makes four runs that eval stacks."""
+    out = tmp_path / "bsrnn"
+    tiny = ["--segment", "0.5", "--batch-size", "2", "--workers", "0", "--valid-fraction", "0.25"]
+    sizes = ["dim=8", "num_layers=1", "n_fft=256", "hop_length=64"]
+    args = [a for size in sizes for a in ("--model-arg", size)]
+    result = mstrain("--data", data, "--model", "bsrnn", "--out", out, "--epochs", 1, *tiny, *args)
+    assert result.exit_code == 0, result.output
+    assert "parameters" in result.output
+    for source in STEM_NAMES:
+        assert checkpoint.load(out / source / checkpoint.LAST)["config"]["data"]["target"] == source
+    model, payloads = checkpoint.load_run_model(out)
+    assert model.sources == STEM_NAMES and set(payloads) == set(STEM_NAMES)
+    assert (
+        mstrain("eval", "--run", out, "--root", musdb_root, "--out", tmp_path / "e").exit_code == 0
+    )
+    with open(tmp_path / "e" / "summary.csv", newline="") as handle:
+        assert [r["source"] for r in csv.DictReader(handle)] == [*STEM_NAMES, "mean"]
+
+
 def test_bad_inputs_give_one_line(data, run, tmp_path):
     for case, (args, message) in bad_inputs(data, run, tmp_path).items():
         result = CliRunner().invoke(main, [str(a) for a in args])

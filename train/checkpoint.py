@@ -15,10 +15,12 @@ from typing import Any
 
 import torch
 
+from manifests import STEM_NAMES
 from manifests.files import atomic_path
 from train.errors import TrainError
 from train.models import MODELS, build_model
 from train.models.base import SeparationModel
+from train.models.stack import StackedModel
 
 LAST = "last.pt"
 BEST = "best.pt"
@@ -95,9 +97,20 @@ def rebuild(entry: dict[str, Any]) -> SeparationModel:
 
 
 def load_run_model(run: Path) -> tuple[SeparationModel, dict[str, Any]]:
-    """The best model of a run folder (or its last one if no epoch was validated yet)."""
+    """The best model of a run folder (or its last one if no epoch was validated yet).
+
+    A `--target all` run of a one-source model holds one run per source (RUN/vocals, ...);
+    those load as one `StackedModel`, with the payloads by source.
+    """
     if not run.is_dir():
         raise TrainError(f"run folder {run} does not exist; pass the --out folder of mstrain")
+    per_source = [run / s for s in STEM_NAMES if (run / s / LAST).is_file()]
+    if not (run / LAST).is_file() and per_source:
+        loaded = [load_run_model(part) for part in per_source]
+        stacked = StackedModel([model for model, _ in loaded])
+        return stacked, {
+            part.name: payload for part, (_, payload) in zip(per_source, loaded, strict=True)
+        }
     path = run / BEST if (run / BEST).is_file() else run / LAST
     payload = load(path)
     return rebuild(payload["model"]), payload

@@ -30,7 +30,7 @@ from train.data import MUSDB_SUBSETS
 from train.errors import USER_ERRORS, TrainError
 from train.evaluate import evaluate_run
 from train.inference import CHUNK_SECONDS
-from train.loop import fit, resolve_device
+from train.loop import fit, per_target_configs, resolve_device
 from train.separate import separate_song
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -117,7 +117,7 @@ def train_config(options: dict[str, Any]) -> TrainConfig:
     "target",
     "--target",
     type=click.Choice(TARGETS),
-    help="Source to learn, or all four from one model.",
+    help="Source to learn, or all four (one model, or one per source for bsrnn/se-bsrnn).",
 )
 @_option(DataConfig, "where", "--where", help="Item selection, same syntax as `msaug select`.")
 @_option(DataConfig, "segment", "--segment", type=float, help="Crop length in seconds.")
@@ -143,6 +143,14 @@ def train_config(options: dict[str, Any]) -> TrainConfig:
     "--valid-fraction",
     type=float,
     help="Fraction of rendered items held out when there is no --valid-root.",
+)
+@_option(
+    DataConfig,
+    "activity_db",
+    "--activity-db",
+    type=float,
+    help="Source activity detection: redraw crops whose targets are all below this RMS "
+    "level (dBFS), e.g. -50; off by default.",
 )
 @_option(OptimConfig, "lr", "--lr", type=float)
 @_option(OptimConfig, "weight_decay", "--weight-decay", type=float, help="Adam's L2 penalty.")
@@ -183,8 +191,13 @@ def train_config(options: dict[str, Any]) -> TrainConfig:
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last epoch.")
 @click.pass_context
 def train(ctx: click.Context, **options: Any) -> None:
-    """Train a model on random crops of a rendered dataset."""
-    fit(train_config(options), shlex.join(ctx.meta["argv"]))
+    """Train a model on random crops of a rendered dataset.
+
+    `--target all` trains one model for all four sources, or, for one-source models (bsrnn,
+    se-bsrnn), one model per source in turn, in OUT/<source>.
+    """
+    for config in per_target_configs(train_config(options)):
+        fit(config, shlex.join(ctx.meta["argv"]))
 
 
 @main.command("eval")

@@ -28,6 +28,7 @@ class DataConfig:
     valid_root: Path | None = None
     valid_subset: str = "valid"
     valid_fraction: float = 0.1
+    activity_db: float | None = None
 
 
 @dataclass

@@ -144,48 +144,92 @@ class CropSampler(Sampler[CropKey]):
             yield CropKey(int(item), self.epoch, index)
 
 
+def rms_db(audio: np.ndarray) -> float:
+    """RMS level in dB full scale of all samples; -inf for digital silence."""
+    power = float(np.mean(np.square(audio, dtype=np.float64)))
+    return 10 * math.log10(power) if power > 0 else -math.inf
+
+
+class Crop(NamedTuple):
+    """One training crop and the number of silent-target offsets drawn before it."""
+
+    audio: np.ndarray  # (1 + sources, channels, frames), mixture first
+    silent_skipped: int
+
+
 class CropDataset(TorchDataset):
-    """One random crop per key, the same offset for the mixture and every stem."""
+    """One random crop per key, the same offset for the mixture and every stem.
+
+    With `activity_db` set, source activity detection as in BSRNN's training: a crop whose
+    targets are all quieter than `activity_db` (RMS, dBFS) is redrawn at another offset, up to
+    `attempts` offsets in all, and the last one is kept if every draw was silent. The redraws
+    come from the key's own generator, so which crop a key yields still depends on nothing else.
+    """
 
     def __init__(
-        self, items: list[ItemFiles], seconds: float, sample_rate: int, mono: bool, seed: int
+        self,
+        items: list[ItemFiles],
+        seconds: float,
+        sample_rate: int,
+        mono: bool,
+        seed: int,
+        activity_db: float | None = None,
+        attempts: int = 10,
     ):
         self.items, self.mono, self.seed = items, mono, seed
         self.sample_rate = sample_rate
         self.frames = round(seconds * sample_rate)
+        self.activity_db, self.attempts = activity_db, attempts
 
     def __len__(self) -> int:
         return len(self.items)
 
-    def span(self, key: CropKey) -> tuple[ItemFiles, int, int]:
-        """The item and its frames [start, stop), at its own rate, that the crop reads."""
+    def spans(self, key: CropKey) -> Iterator[tuple[ItemFiles, int, int]]:
+        """The item and the frames [start, stop), at its own rate, of each offset to try."""
         item = self.items[key.item]
         need = math.ceil(self.frames * item.sample_rate / self.sample_rate)
         rng = np.random.default_rng([self.seed, key.epoch, key.index])
-        start = int(rng.integers(0, max(item.frames - need, 0) + 1))
-        return item, start, start + need
+        for _ in range(self.attempts):
+            start = int(rng.integers(0, max(item.frames - need, 0) + 1))
+            yield item, start, start + need
 
-    def __getitem__(self, key: CropKey) -> np.ndarray:
-        """(1 + sources, channels, frames): mixture first; `collate_crops` splits batches."""
-        item, start, stop = self.span(key)
-        audio = resample(item.read(start, stop), item.sample_rate, self.sample_rate)
-        return downmix(fit_length(audio, self.frames), self.mono)
+    def span(self, key: CropKey) -> tuple[ItemFiles, int, int]:
+        """The first offset of `key`: the crop itself when activity filtering is off."""
+        return next(self.spans(key))
+
+    def __getitem__(self, key: CropKey) -> Crop:
+        """The crop for `key`; `collate_crops` splits batches into mixture and sources."""
+        skipped = -1
+        for item, start, stop in self.spans(key):
+            skipped += 1
+            audio = item.read(start, stop)
+            if self.activity_db is None or max(map(rms_db, audio[1:])) >= self.activity_db:
+                break
+        audio = resample(audio, item.sample_rate, self.sample_rate)
+        return Crop(downmix(fit_length(audio, self.frames), self.mono), skipped)
 
 
-def collate_crops(crops: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Batch crops into (mixture (B, C, T), sources (B, S, C, T)), views of one buffer.
+class Batch(NamedTuple):
+    mix: torch.Tensor  # (B, C, T)
+    targets: torch.Tensor  # (B, S, C, T)
+    silent_skipped: int  # silent-target offsets redrawn for this batch's crops
+
+
+def collate_crops(crops: list[Crop]) -> Batch:
+    """Batch crops into mixture and sources, views of one buffer, and sum their redraws.
 
     A batch of 4 x 5 s crops at 44.1 kHz is 35 MB, above glibc's 32 MB limit for reusing freed
     memory, so every batch is fresh pages. numpy's allocation (which asks for huge pages)
     measured 4x cheaper than torch's (the default collate's torch.stack). In a worker the
     buffer is allocated in shared memory directly, which is where the DataLoader would copy it.
     """
+    audio = [crop.audio for crop in crops]
     if get_worker_info() is None:
-        batch = torch.from_numpy(np.stack(crops))
+        batch = torch.from_numpy(np.stack(audio))
     else:
-        batch = torch.empty((len(crops), *crops[0].shape)).share_memory_()
-        np.stack(crops, out=batch.numpy())
-    return batch[:, 0], batch[:, 1:]
+        batch = torch.empty((len(audio), *audio[0].shape)).share_memory_()
+        np.stack(audio, out=batch.numpy())
+    return Batch(batch[:, 0], batch[:, 1:], sum(crop.silent_skipped for crop in crops))
 
 
 class RenderedTracks(TorchDataset):
@@ -284,7 +328,7 @@ def make_loaders(
         "persistent_workers": data.workers > 0,
     }
     train = DataLoader(
-        CropDataset(selected, data.segment, sample_rate, data.mono, loop.seed),
+        CropDataset(selected, data.segment, sample_rate, data.mono, loop.seed, data.activity_db),
         batch_size=loop.batch_size,
         sampler=sampler,
         collate_fn=collate_crops,

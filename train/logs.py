@@ -13,7 +13,7 @@ from typing import Any
 
 from manifests.files import atomic_path
 
-COLUMNS = ("epoch", "train_loss", "valid_loss", "lr", "seconds")
+COLUMNS = ("epoch", "train_loss", "valid_loss", "lr", "silent_skipped", "seconds")
 CSV_NAME = "log.csv"
 PLOT_NAME = "loss.png"
 TENSORBOARD_DIR = "tensorboard"

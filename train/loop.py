@@ -7,6 +7,7 @@ whole real tracks cut into `--segment` pieces. After every epoch the run is chec
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import math
 import time
@@ -44,11 +45,12 @@ def train_one_epoch(
     scaler: torch.amp.GradScaler,
     device: torch.device,
     clip: float,
-) -> float:
-    """Mean training loss; mixed precision where the scaler is enabled (CUDA only)."""
+) -> tuple[float, int]:
+    """Mean training loss and the silent-target crops redrawn; mixed precision on CUDA."""
     model.train()
-    total, count = 0.0, 0
-    for mix, targets in tqdm(loader, desc="train", leave=False, disable=None):
+    total, count, skipped = 0.0, 0, 0
+    for mix, targets, silent_skipped in tqdm(loader, desc="train", leave=False, disable=None):
+        skipped += silent_skipped
         mix, targets = mix.to(device, non_blocking=True), targets.to(device, non_blocking=True)
         optimizer.zero_grad(set_to_none=True)
         with torch.autocast(device.type, enabled=scaler.is_enabled()):
@@ -60,7 +62,7 @@ def train_one_epoch(
         scaler.update()
         total += loss.item() * len(mix)
         count += len(mix)
-    return total / count
+    return total / count, skipped
 
 
 def chunks(audio: torch.Tensor, frames: int) -> torch.Tensor:
@@ -100,6 +102,22 @@ def new_model(config: ModelConfig, target: str, mono: bool, data_rate: int) -> S
         return cls(**{**kwargs, **config.args})
     except (TypeError, ValueError) as exc:
         raise TrainError(f"cannot build model {config.name!r}: {exc}") from exc
+
+
+def per_target_configs(config: TrainConfig) -> list[TrainConfig]:
+    """The runs one command asks for: `--target all` of a one-source model (BSRNN) is one run
+    per source, in OUT/<source>; anything else is the run itself."""
+    cls = MODELS.get(config.model.name)
+    if config.data.target != "all" or cls is None or not cls.single_target:
+        return [config]
+    return [
+        dataclasses.replace(
+            config,
+            data=dataclasses.replace(config.data, target=source),
+            loop=dataclasses.replace(config.loop, out=Path(config.loop.out) / source),
+        )
+        for source in STEM_NAMES
+    ]
 
 
 def resume_payload(config: TrainConfig, manifest_checksum: str) -> dict[str, Any] | None:
@@ -143,6 +161,10 @@ def fit(config: TrainConfig, command: str) -> list[dict[str, Any]]:
         if resumed
         else new_model(config.model, config.data.target, config.data.mono, dataset.sample_rate)
     ).to(device)
+    tqdm.write(
+        f"{model.name} for {', '.join(model.sources)} at {model.sample_rate} Hz: "
+        f"{model.parameter_count():,} parameters"
+    )
     keep_freed_memory()
     train_loader, valid_loader = make_loaders(
         dataset, config.data, loop, model.sources, model.sample_rate, device.type == "cuda"
@@ -175,7 +197,7 @@ def fit(config: TrainConfig, command: str) -> list[dict[str, Any]]:
         epoch_start = time.monotonic()
         epoch = progress["epoch"] = progress["epoch"] + 1
         train_loader.sampler.set_epoch(epoch)
-        train_loss = train_one_epoch(
+        train_loss, silent_skipped = train_one_epoch(
             model, train_loader, optimizer, scaler, device, config.optim.clip
         )
         valid_loss = evaluate(model, valid_loader, frames, loop.batch_size, device)
@@ -188,11 +210,14 @@ def fit(config: TrainConfig, command: str) -> list[dict[str, Any]]:
                 "train_loss": train_loss,
                 "valid_loss": valid_loss,
                 "lr": lr,
+                "silent_skipped": silent_skipped,
                 "seconds": seconds,
             }
         )
+        skipped = f", {silent_skipped} silent crops redrawn" if silent_skipped else ""
         tqdm.write(
-            f"epoch {epoch}: train {train_loss:.6g} valid {valid_loss:.6g} ({seconds:.1f} s)"
+            f"epoch {epoch}: train {train_loss:.6g} valid {valid_loss:.6g} "
+            f"({seconds:.1f} s{skipped})"
         )
         if valid_loss < progress["best_score"]:
             progress.update(best_score=valid_loss, best_epoch=epoch)

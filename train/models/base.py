@@ -7,7 +7,7 @@ spectral transform and its training loss.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -21,6 +21,8 @@ class SeparationModel(nn.Module):
     """
 
     name: str = ""
+    # True for models that learn one source each (BSRNN): `--target all` trains one per source
+    single_target: ClassVar[bool] = False
 
     def __init__(self, sources: tuple[str, ...], sample_rate: int, **kwargs: Any):
         super().__init__()
@@ -31,6 +33,9 @@ class SeparationModel(nn.Module):
             "sample_rate": self.sample_rate,
             **kwargs,
         }
+
+    def parameter_count(self) -> int:
+        return sum(p.numel() for p in self.parameters())
 
     def forward(self, mix: torch.Tensor) -> torch.Tensor:
         """(batch, channels, time) -> (batch, len(sources), channels, time), same length."""

@@ -138,6 +138,8 @@ class MaskEstimator(nn.Module):
 class _BandSplitModel(SeparationModel):
     """Shared body of `bsrnn` and `se-bsrnn`; `se_reduction=None` leaves out the SE gates."""
 
+    single_target = True
+
     def __init__(
         self,
         sources: Sequence[str],
@@ -202,9 +204,6 @@ class _BandSplitModel(SeparationModel):
     @property
     def num_bands(self) -> int:
         return len(self.band_split.widths)
-
-    def parameter_count(self) -> int:
-        return sum(p.numel() for p in self.parameters())
 
     def stft(self, audio: torch.Tensor) -> torch.Tensor:
         """(..., time) -> complex (..., bins, frames)."""
