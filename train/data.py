@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import xxhash
 from scipy.signal import resample_poly
-from torch.utils.data import DataLoader, Sampler, get_worker_info
+from torch.utils.data import DataLoader, Sampler, Subset, get_worker_info
 from torch.utils.data import Dataset as TorchDataset
 
 from manifests import STEM_NAMES, Dataset
@@ -124,24 +124,35 @@ class CropKey(NamedTuple):
 
 
 class CropSampler(Sampler[CropKey]):
-    """`n_crops` keys per epoch; items in a fresh permutation per pass, seeded by the epoch."""
+    """`n_crops` keys per epoch; items in a fresh permutation per pass, seeded by the epoch.
 
-    def __init__(self, n_items: int, n_crops: int, seed: int):
+    Under DistributedDataParallel each of `world` processes takes its `batch_size` keys of
+    every global batch of `batch_size * world` (rank r the r-th slice), so the ranks together
+    see exactly the crops one process would with the global batch size.
+    """
+
+    def __init__(
+        self, n_items: int, n_crops: int, seed: int, rank: int = 0, world: int = 1, batch: int = 1
+    ):
+        if n_crops % (batch * world):
+            raise ValueError(f"{n_crops} crops do not split into batches of {batch} x {world}")
         self.n_items, self.n_crops, self.seed = n_items, n_crops, seed
+        self.rank, self.world, self.batch = rank, world, batch
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return self.n_crops
+        return self.n_crops // self.world
 
     def __iter__(self) -> Iterator[CropKey]:
         rng = np.random.default_rng([self.seed, self.epoch])
         passes = -(-self.n_crops // self.n_items)
         order = np.concatenate([rng.permutation(self.n_items) for _ in range(passes)])
         for index, item in enumerate(order[: self.n_crops]):
-            yield CropKey(int(item), self.epoch, index)
+            if index // self.batch % self.world == self.rank:
+                yield CropKey(int(item), self.epoch, index)
 
 
 def rms_db(audio: np.ndarray) -> float:
@@ -298,8 +309,14 @@ def make_loaders(
     sources: Sequence[str],
     sample_rate: int,
     cuda: bool,
+    rank: int = 0,
+    world: int = 1,
 ) -> tuple[DataLoader, DataLoader]:
-    """Training crops from the selected items; validation on MUSDB or on held-out items."""
+    """Training crops from the selected items; validation on MUSDB or on held-out items.
+
+    With `world` > 1 (DistributedDataParallel) this process gets rank `rank`'s share of every
+    training batch and every `world`-th validation track.
+    """
     unknown = set(sources) - set(STEM_NAMES)
     if unknown:
         raise TrainError(f"the model's sources {sorted(unknown)} are not dataset stems")
@@ -320,8 +337,9 @@ def make_loaders(
     else:
         tracks = open_musdb(data.valid_root, data.valid_subset)
         valid = MusdbTracks(tracks, sources, sample_rate, data.mono)
-    batches = loop.batches_per_epoch or max(1, len(selected) // loop.batch_size)
-    sampler = CropSampler(len(selected), batches * loop.batch_size, loop.seed)
+    batches = loop.batches_per_epoch or max(1, len(selected) // (loop.batch_size * world))
+    crops = batches * loop.batch_size * world
+    sampler = CropSampler(len(selected), crops, loop.seed, rank, world, loop.batch_size)
     common: dict[str, Any] = {
         "num_workers": data.workers,
         "pin_memory": cuda,
@@ -335,6 +353,8 @@ def make_loaders(
         generator=private_generator(loop.seed),
         **common,
     )
+    if world > 1:
+        valid = Subset(valid, range(rank, len(valid), world))
     return train, DataLoader(
         valid, batch_size=None, generator=private_generator(loop.seed), **common
     )

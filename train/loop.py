@@ -17,11 +17,12 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from manifests import STEM_NAMES, Dataset
-from train import checkpoint
+from train import checkpoint, distributed
 from train.config import ModelConfig, TrainConfig
 from train.data import keep_freed_memory, make_loaders
 from train.errors import TrainError
@@ -38,31 +39,45 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+class TrainingLoss(nn.Module):
+    """The model's training loss as a module's forward, so DistributedDataParallel, which
+    synchronises gradients of what runs through its forward, can wrap it."""
+
+    def __init__(self, model: SeparationModel):
+        super().__init__()
+        self.model = model
+
+    def forward(self, mix: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return self.model.training_loss(mix, targets)
+
+
 def train_one_epoch(
-    model: SeparationModel,
+    step: nn.Module,
     loader: DataLoader,
     optimizer: torch.optim.Optimizer,
     scaler: torch.amp.GradScaler,
     device: torch.device,
     clip: float,
-) -> tuple[float, int]:
-    """Mean training loss and the silent-target crops redrawn; mixed precision on CUDA."""
-    model.train()
+    show_progress: bool = True,
+) -> tuple[float, int, int]:
+    """Summed loss (x crops), crops and silent-target redraws; mixed precision on CUDA."""
+    step.train()
     total, count, skipped = 0.0, 0, 0
-    for mix, targets, silent_skipped in tqdm(loader, desc="train", leave=False, disable=None):
+    batches = tqdm(loader, desc="train", leave=False, disable=None if show_progress else True)
+    for mix, targets, silent_skipped in batches:
         skipped += silent_skipped
         mix, targets = mix.to(device, non_blocking=True), targets.to(device, non_blocking=True)
         optimizer.zero_grad(set_to_none=True)
         with torch.autocast(device.type, enabled=scaler.is_enabled()):
-            loss = model.training_loss(mix, targets)
+            loss = step(mix, targets)
         scaler.scale(loss).backward()
         scaler.unscale_(optimizer)
-        nn.utils.clip_grad_norm_(model.parameters(), clip)
+        nn.utils.clip_grad_norm_(step.parameters(), clip)
         scaler.step(optimizer)
         scaler.update()
         total += loss.item() * len(mix)
         count += len(mix)
-    return total / count, skipped
+    return total, count, skipped
 
 
 def chunks(audio: torch.Tensor, frames: int) -> torch.Tensor:
@@ -74,8 +89,8 @@ def chunks(audio: torch.Tensor, frames: int) -> torch.Tensor:
 @torch.no_grad()
 def evaluate(
     model: SeparationModel, loader: DataLoader, frames: int, batch_size: int, device: torch.device
-) -> float:
-    """Mean loss over every `frames`-long piece of every whole validation track."""
+) -> tuple[float, int]:
+    """Summed loss (x pieces) and pieces, over every `frames`-long piece of every track."""
     model.eval()
     total, count = 0.0, 0
     for mix, targets in loader:
@@ -85,7 +100,7 @@ def evaluate(
             loss = model.training_loss(mix_part.to(device), target_part.to(device))
             total += loss.item() * len(mix_part)
             count += len(mix_part)
-    return total / count
+    return total, count
 
 
 def new_model(config: ModelConfig, target: str, mono: bool, data_rate: int) -> SeparationModel:
@@ -143,16 +158,20 @@ def resume_payload(config: TrainConfig, manifest_checksum: str) -> dict[str, Any
 
 
 def fit(config: TrainConfig, command: str) -> list[dict[str, Any]]:
-    """Train until --epochs, early stopping or --max-minutes; return the per-epoch history."""
+    """Train until --epochs, early stopping or --max-minutes; return the per-epoch history.
+
+    Under torchrun every process runs this; they train in step, and rank 0 alone writes.
+    """
     started = time.monotonic()
     loop, out = config.loop, Path(config.loop.out)
-    device = resolve_device(loop.device)
+    process, device = distributed.start(resolve_device(loop.device))
     dataset = Dataset.open(config.data.root)
     meta = {
         "command": command,
         "config": config.to_dict(),
         "manifest_checksum": dataset.manifest_checksum(),
         "git_commit": checkpoint.git_commit(),
+        "world_size": process.world,
     }
     resumed = resume_payload(config, meta["manifest_checksum"])
     torch.manual_seed(loop.seed)  # weight init and dropout use torch's default generator
@@ -161,14 +180,28 @@ def fit(config: TrainConfig, command: str) -> list[dict[str, Any]]:
         if resumed
         else new_model(config.model, config.data.target, config.data.mono, dataset.sample_rate)
     ).to(device)
-    tqdm.write(
+    say = tqdm.write if process.is_main else lambda _: None
+    say(
         f"{model.name} for {', '.join(model.sources)} at {model.sample_rate} Hz: "
         f"{model.parameter_count():,} parameters"
+        + (f", {process.world} processes" if process.distributed else "")
     )
     keep_freed_memory()
     train_loader, valid_loader = make_loaders(
-        dataset, config.data, loop, model.sources, model.sample_rate, device.type == "cuda"
+        dataset,
+        config.data,
+        loop,
+        model.sources,
+        model.sample_rate,
+        device.type == "cuda",
+        process.rank,
+        process.world,
     )
+    step: nn.Module = TrainingLoss(model)
+    if process.distributed:
+        if device.type == "cuda":  # BatchNorm statistics over the global batch (nccl only)
+            nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        step = DistributedDataParallel(step, device_ids=[device] if device.type == "cuda" else None)
     optimizer = torch.optim.Adam(
         model.parameters(), lr=config.optim.lr, weight_decay=config.optim.weight_decay
     )
@@ -183,59 +216,80 @@ def fit(config: TrainConfig, command: str) -> list[dict[str, Any]]:
         scaler.load_state_dict(resumed["scaler"])
         checkpoint.restore_rng(resumed["rng"])
         progress = {key: resumed[key] for key in progress}
-    out.mkdir(parents=True, exist_ok=True)
-    log = RunLog(out)
+    if process.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        log = RunLog(out)
     frames = round(config.data.segment * model.sample_rate)
     deadline = started + 60 * loop.max_minutes if loop.max_minutes else math.inf
     while progress["epoch"] < loop.epochs:
         if progress["epoch"] - progress["best_epoch"] >= loop.patience:
-            tqdm.write(f"early stop: no validation improvement for {loop.patience} epochs")
+            say(f"early stop: no validation improvement for {loop.patience} epochs")
             break
-        if time.monotonic() >= deadline:
-            tqdm.write(f"stopping: --max-minutes {loop.max_minutes} reached")
+        late = float(time.monotonic() >= deadline)
+        if distributed.sum_over_processes([late], process, device)[0]:  # all stop together
+            say(f"stopping: --max-minutes {loop.max_minutes} reached")
             break
         epoch_start = time.monotonic()
         epoch = progress["epoch"] = progress["epoch"] + 1
         train_loader.sampler.set_epoch(epoch)
-        train_loss, silent_skipped = train_one_epoch(
-            model, train_loader, optimizer, scaler, device, config.optim.clip
+        sums = train_one_epoch(
+            step, train_loader, optimizer, scaler, device, config.optim.clip, process.is_main
         )
-        valid_loss = evaluate(model, valid_loader, frames, loop.batch_size, device)
+        sums += evaluate(model, valid_loader, frames, loop.batch_size, device)
+        train_total, crops, silent_skipped, valid_total, pieces = distributed.sum_over_processes(
+            list(sums), process, device
+        )
         lr = scheduler.get_last_lr()[0]
         scheduler.step()
-        seconds = time.monotonic() - epoch_start
-        progress["history"].append(
-            {
-                "epoch": epoch,
-                "train_loss": train_loss,
-                "valid_loss": valid_loss,
-                "lr": lr,
-                "silent_skipped": silent_skipped,
-                "seconds": seconds,
-            }
+        row = {
+            "epoch": epoch,
+            "train_loss": train_total / crops,
+            "valid_loss": valid_total / pieces,
+            "lr": lr,
+            "silent_skipped": int(silent_skipped),
+            "seconds": time.monotonic() - epoch_start,
+        }
+        progress["history"].append(row)
+        skipped = f", {row['silent_skipped']} silent crops redrawn" if silent_skipped else ""
+        say(
+            f"epoch {epoch}: train {row['train_loss']:.6g} valid {row['valid_loss']:.6g} "
+            f"({row['seconds']:.1f} s{skipped})"
         )
-        skipped = f", {silent_skipped} silent crops redrawn" if silent_skipped else ""
-        tqdm.write(
-            f"epoch {epoch}: train {train_loss:.6g} valid {valid_loss:.6g} "
-            f"({seconds:.1f} s{skipped})"
-        )
-        if valid_loss < progress["best_score"]:
-            progress.update(best_score=valid_loss, best_epoch=epoch)
-            checkpoint.save(
-                out / checkpoint.BEST, {"model": checkpoint.model_entry(model), **progress, **meta}
-            )
-        checkpoint.save(
-            out / checkpoint.LAST,
-            {
-                "model": checkpoint.model_entry(model),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "scaler": scaler.state_dict(),
-                "rng": checkpoint.rng_states(),
-                **progress,
-                **meta,
-            },
-        )
-        log.epoch(progress["history"])
-    log.close(progress["history"])
+        improved = row["valid_loss"] < progress["best_score"]
+        if improved:
+            progress.update(best_score=row["valid_loss"], best_epoch=epoch)
+        if process.is_main:
+            save_epoch(out, model, optimizer, scheduler, scaler, progress, meta, improved)
+            log.epoch(progress["history"])
+    if process.is_main:
+        log.close(progress["history"])
+    distributed.stop(process)
     return progress["history"]
+
+
+def save_epoch(
+    out: Path,
+    model: SeparationModel,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    scaler: torch.amp.GradScaler,
+    progress: dict[str, Any],
+    meta: dict[str, Any],
+    improved: bool,
+) -> None:
+    """RUN/last.pt with everything `--resume` needs; RUN/best.pt when validation improved."""
+    entry = checkpoint.model_entry(model)
+    if improved:
+        checkpoint.save(out / checkpoint.BEST, {"model": entry, **progress, **meta})
+    checkpoint.save(
+        out / checkpoint.LAST,
+        {
+            "model": entry,
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "scaler": scaler.state_dict(),
+            "rng": checkpoint.rng_states(),
+            **progress,
+            **meta,
+        },
+    )

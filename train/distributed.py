@@ -1,0 +1,65 @@
+"""DistributedDataParallel under `torchrun`: which process this is, and what it shares.
+
+`torchrun --nproc-per-node N -m train ...` starts N copies of the command with RANK,
+WORLD_SIZE and LOCAL_RANK in the environment. Each copy trains on its slice of every global
+batch (`train.data.CropSampler`), DDP averages the gradients, and only rank 0 writes logs and
+checkpoints. gloo carries the traffic on CPU, nccl on CUDA (one GPU per process).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+from train.errors import TrainError
+
+
+@dataclass(frozen=True)
+class Process:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world > 1
+
+
+def start(device: torch.device) -> tuple[Process, torch.device]:
+    """Join the process group torchrun set up (if any); the device this process trains on."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return Process(), device
+    process = Process(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")))
+    if device.type == "cuda":
+        if process.local_rank >= torch.cuda.device_count():
+            raise TrainError(
+                f"local rank {process.local_rank} has no GPU (torch sees "
+                f"{torch.cuda.device_count()}); start at most that many processes per node"
+            )
+        device = torch.device("cuda", process.local_rank)
+        torch.cuda.set_device(device)
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return process, device
+
+
+def stop(process: Process) -> None:
+    if process.distributed:
+        dist.barrier()
+        dist.destroy_process_group()
+
+
+def sum_over_processes(values: list[float], process: Process, device: torch.device) -> list[float]:
+    """Element-wise sums of `values` over all processes (the values themselves when alone)."""
+    if not process.distributed:
+        return values
+    tensor = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.all_reduce(tensor)
+    return tensor.tolist()
