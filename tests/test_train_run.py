@@ -181,14 +181,16 @@ def bad_inputs(data: Path, run: Path, tmp: Path) -> dict[str, tuple[list[object]
 def test_target_all_trains_one_band_split_model_per_source(data, musdb_root, tmp_path):
     """BSRNN learns one source per model: `--target all` makes four runs that eval stacks."""
     out = tmp_path / "bsrnn"
-    tiny = ["--segment", "0.5", "--batch-size", "2", "--workers", "0", "--valid-fraction", "0.25"]
+    tiny = ["--segment", "0.5", "--workers", "0", "--valid-fraction", "0.25"]
     sizes = ["dim=8", "num_layers=1", "n_fft=256", "hop_length=64"]
     args = [a for size in sizes for a in ("--model-arg", size)]
     result = mstrain("--data", data, "--model", "bsrnn", "--out", out, "--epochs", 1, *tiny, *args)
     assert result.exit_code == 0, result.output
     assert "parameters" in result.output
     for source in STEM_NAMES:
-        assert checkpoint.load(out / source / checkpoint.LAST)["config"]["data"]["target"] == source
+        config = checkpoint.load(out / source / checkpoint.LAST)["config"]
+        assert config["data"]["target"] == source
+        assert config["loop"]["batch_size"] == 2  # BSRNN's recipe, as no --batch-size was given
     model, payloads = checkpoint.load_run_model(out)
     assert model.sources == STEM_NAMES and set(payloads) == set(STEM_NAMES)
     assert (

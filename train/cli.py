@@ -165,7 +165,14 @@ def train_config(options: dict[str, Any]) -> TrainConfig:
     type=int,
     help="Default: one pass over the training items.",
 )
-@_option(LoopConfig, "batch_size", "--batch-size", type=int)
+@_option(
+    LoopConfig,
+    "batch_size",
+    "--batch-size",
+    type=int,
+    help="Crops per step (per process under torchrun).  [default: the model's: unet 4, "
+    "bsrnn and se-bsrnn 2]",
+)
 @_option(
     LoopConfig,
     "patience",

@@ -57,7 +57,7 @@ class LoopConfig:
     out: Path
     epochs: int = 100
     batches_per_epoch: int | None = None
-    batch_size: int = 4
+    batch_size: int | None = None  # None: the model's own (`SeparationModel.batch_size`)
     patience: int = 10
     device: str = "auto"
     seed: int = 0

@@ -163,6 +163,11 @@ def fit(config: TrainConfig, command: str) -> list[dict[str, Any]]:
     Under torchrun every process runs this; they train in step, and rank 0 alone writes.
     """
     started = time.monotonic()
+    if config.loop.batch_size is None and config.model.name in MODELS:  # the model's recipe
+        batch_size = MODELS[config.model.name].batch_size
+        config = dataclasses.replace(
+            config, loop=dataclasses.replace(config.loop, batch_size=batch_size)
+        )
     loop, out = config.loop, Path(config.loop.out)
     process, device = distributed.start(resolve_device(loop.device))
     dataset = Dataset.open(config.data.root)

@@ -23,6 +23,8 @@ class SeparationModel(nn.Module):
     name: str = ""
     # True for models that learn one source each (BSRNN): `--target all` trains one per source
     single_target: ClassVar[bool] = False
+    # the batch size of the model's recipe, used when --batch-size is not given
+    batch_size: ClassVar[int] = 4
 
     def __init__(self, sources: tuple[str, ...], sample_rate: int, **kwargs: Any):
         super().__init__()

@@ -36,7 +36,7 @@ def apply_complex_mask(mask: torch.Tensor, spec: torch.Tensor) -> torch.Tensor:
     A complex product, not a magnitude gain: the mask both scales and rotates each bin, which is
     how BSRNN corrects the mixture's phase instead of reusing it.
     """
-    return torch.view_as_complex(mask.contiguous()) * spec
+    return torch.view_as_complex(mask.float().contiguous()) * spec  # float32 under autocast
 
 
 def spectral_l1_loss(estimate: torch.Tensor, target: torch.Tensor, alpha: float) -> torch.Tensor:
@@ -139,6 +139,7 @@ class _BandSplitModel(SeparationModel):
     """Shared body of `bsrnn` and `se-bsrnn`; `se_reduction=None` leaves out the SE gates."""
 
     single_target = True
+    batch_size = 2  # the source's BSRNN recipe
 
     def __init__(
         self,
