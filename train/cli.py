@@ -31,6 +31,7 @@ from train.errors import USER_ERRORS, TrainError
 from train.evaluate import evaluate_run
 from train.inference import CHUNK_SECONDS
 from train.loop import fit, per_target_configs, resolve_device
+from train.nmf import NMFConfig, evaluate_nmf
 from train.separate import separate_song
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -208,7 +209,17 @@ def train(ctx: click.Context, **options: Any) -> None:
 
 
 @main.command("eval")
-@click.option("--run", type=click.Path(path_type=Path), required=True, help="Run folder.")
+@click.option(
+    "--run", type=click.Path(path_type=Path), default=None, help="Run folder of a trained model."
+)
+@click.option(
+    "--model",
+    "baseline",
+    type=click.Choice(["nmf"]),
+    default=None,
+    help="Score a baseline instead of a run: nmf is NMF + k-means with an oracle assignment "
+    "(it reads the references: a floor, not a separator).",
+)
 @click.option(
     "--root",
     type=click.Path(path_type=Path),
@@ -220,17 +231,46 @@ def train(ctx: click.Context, **options: Any) -> None:
     "--out",
     type=click.Path(path_type=Path),
     default=None,
-    help="Results folder.  [default: RUN/eval-SUBSET]",
+    help="Results folder.  [default: RUN/eval-SUBSET, or runs/nmf/eval-SUBSET]",
 )
-@click.option("--chunk-seconds", type=float, default=CHUNK_SECONDS, show_default=True)
+@click.option(
+    "--chunk-seconds",
+    type=float,
+    default=None,
+    help=f"Chunk length.  [default: {CHUNK_SECONDS:g} for a run, "
+    f"{default(NMFConfig, 'chunk_seconds'):g} for nmf]",
+)
 @click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True)
+@_option(NMFConfig, "components", "--components", type=int, help="nmf: NMF components.")
+@_option(NMFConfig, "clusters", "--clusters", type=int, help="nmf: k-means clusters.")
+@_option(NMFConfig, "seed", "--seed", type=int, help="nmf: seed of NMF init and k-means.")
 def eval_command(
-    run: Path, root: Path, subset: str, out: Path | None, chunk_seconds: float, device: str
+    run: Path | None,
+    baseline: str | None,
+    root: Path,
+    subset: str,
+    out: Path | None,
+    chunk_seconds: float | None,
+    device: str,
+    **nmf: Any,
 ) -> None:
     """Separate every track of a MUSDB18 subset and score it with museval."""
+    if baseline == "nmf":
+        if run is not None:
+            raise TrainError("--model nmf needs no --run: the NMF baseline trains nothing")
+        if chunk_seconds is not None:
+            nmf["chunk_seconds"] = chunk_seconds
+        config = NMFConfig(**nmf)
+        out = out or Path("runs") / "nmf" / f"eval-{subset}"
+        out.mkdir(parents=True, exist_ok=True)
+        click.echo(evaluate_nmf(root, subset, out, config))
+        return
+    if run is None:
+        raise TrainError("eval needs --run RUN (a training run folder), or --model nmf")
     model, _ = load_run_model(run)
     out = out or run / f"eval-{subset}"
     out.mkdir(parents=True, exist_ok=True)
+    chunk_seconds = CHUNK_SECONDS if chunk_seconds is None else chunk_seconds
     click.echo(evaluate_run(model, root, subset, out, resolve_device(device), chunk_seconds))
 
 

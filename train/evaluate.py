@@ -6,6 +6,9 @@ Two numbers per source, as the source report gives them:
 - uSDR: the SDR of the whole track, 10 log10(sum s^2 / sum (s - s_hat)^2) over all channels and
   samples, then the mean over tracks (the MDX challenge convention).
 Silent reference frames make museval return NaN; the medians skip them.
+
+A trained run and the NMF baseline (`mstrain eval --model nmf`, train/nmf.py) are scored by
+the same `evaluate_tracks`, so their tables line up.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import csv
 import json
 import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -65,26 +69,32 @@ def frame_scores(
     return tuple(s[:1] if single else s for s in scores)
 
 
+Estimator = Callable[[np.ndarray, np.ndarray, int], np.ndarray]
+"""(mixture (channels, time), references (sources, channels, time), rate) -> estimates shaped
+like the references. A trained model reads only the mixture; the references are passed so that
+an oracle baseline (train/nmf.py) goes through the same scoring path."""
+
+
 def score_track(
-    track: Any, model: SeparationModel, device: torch.device, chunk_seconds: float, out: Path
+    track: Any, sources: Sequence[str], estimate: Estimator, out: Path
 ) -> dict[str, dict[str, float]]:
     """Separate one track, write museval's JSON for it, return cSDR/uSDR per source."""
     rate = int(track.rate)
-    audio = track_audio(track, model.sources)
-    estimates = separate(model, audio[0], rate, device, chunk_seconds)
+    audio = track_audio(track, sources)
     references = audio[1:]
+    estimates = estimate(audio[0], references, rate)
     sdr, isr, sir, sar = frame_scores(
         references.transpose(0, 2, 1), estimates.transpose(0, 2, 1), audio[0].T, rate
     )
     store = museval.TrackStore(track_name=track.name, win=1.0, hop=1.0)
-    for i, source in enumerate(model.sources):
+    for i, source in enumerate(sources):
         store.add_target(source, {"SDR": sdr[i], "ISR": isr[i], "SIR": sir[i], "SAR": sar[i]})
     path = out / track.subset / f"{track.name}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(store.json)
     return {
         source: {"csdr": nanmedian(sdr[i]), "usdr": whole_sdr(references[i], estimates[i])}
-        for i, source in enumerate(model.sources)
+        for i, source in enumerate(sources)
     }
 
 
@@ -106,15 +116,41 @@ def summarize(per_track: dict[str, dict[str, dict[str, float]]]) -> list[dict[st
     return rows
 
 
-def markdown(rows: list[dict[str, Any]], subset: str, tracks: int) -> str:
+def markdown(rows: list[dict[str, Any]], subset: str, tracks: int, note: str = "") -> str:
+    """The summary table; `note` (one paragraph) says what produced it, e.g. an oracle."""
     lines = [
         f"MUSDB18 {subset}, {tracks} tracks: cSDR median of frame medians, uSDR mean.",
         "",
+        *([note, ""] if note else []),
         "| source | cSDR (dB) | uSDR (dB) |",
         "|---|---:|---:|",
         *(f"| {r['source']} | {r['csdr']:.3f} | {r['usdr']:.3f} |" for r in rows),
     ]
     return "\n".join(lines) + "\n"
+
+
+def evaluate_tracks(
+    tracks: list[Any],
+    sources: Sequence[str],
+    estimate: Estimator,
+    subset: str,
+    out: Path,
+    note: str = "",
+) -> str:
+    """Score every track; write JSON per track, summary CSV and markdown; return the markdown."""
+    per_track = {
+        track.name: score_track(track, sources, estimate, out)
+        for track in tqdm(tracks, desc="eval", disable=None)
+    }
+    rows = summarize(per_track)
+    (out / "per_track.json").write_text(json.dumps(per_track, indent=2) + "\n")
+    with open(out / SUMMARY_CSV, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["source", "csdr", "usdr"])
+        writer.writeheader()
+        writer.writerows(rows)
+    table = markdown(rows, subset, len(tracks), note)
+    (out / SUMMARY_MD).write_text(table)
+    return table
 
 
 def evaluate_run(
@@ -125,19 +161,11 @@ def evaluate_run(
     device: torch.device,
     chunk_seconds: float,
 ) -> str:
-    """Score every track of `subset`; write JSON per track, summary CSV and markdown."""
+    """Score a trained model on every track of `subset` (see `evaluate_tracks`)."""
     tracks = open_musdb(root, subset)
     model.to(device)
-    per_track = {
-        track.name: score_track(track, model, device, chunk_seconds, out)
-        for track in tqdm(tracks, desc="eval", disable=None)
-    }
-    rows = summarize(per_track)
-    (out / "per_track.json").write_text(json.dumps(per_track, indent=2) + "\n")
-    with open(out / SUMMARY_CSV, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["source", "csdr", "usdr"])
-        writer.writeheader()
-        writer.writerows(rows)
-    table = markdown(rows, subset, len(tracks))
-    (out / SUMMARY_MD).write_text(table)
-    return table
+
+    def estimate(mixture: np.ndarray, references: np.ndarray, rate: int) -> np.ndarray:
+        return separate(model, mixture, rate, device, chunk_seconds)
+
+    return evaluate_tracks(tracks, model.sources, estimate, subset, out)
