@@ -63,7 +63,7 @@ def loader_rate(dataset: Dataset, rate: int, workers: int, crops: int, segment: 
         pass
     train.sampler.set_epoch(1)
     started = time.perf_counter()
-    count = sum(len(mix) for mix, _ in train)
+    count = sum(len(batch.mix) for batch in train)
     return count / (time.perf_counter() - started)
 
 

@@ -351,9 +351,8 @@ def test_merged_shards_equal_the_single_run(source_root, rendered, tmp_path):
     assert rerender_item(tmp_path / "merged", "0000004").ok
 
 
-@pytest.mark.parametrize(("backend", "module"), [("dask", "dask.distributed"), ("ray", "ray")])
-def test_cluster_backends_give_the_loky_bytes(backend, module, source_root, rendered, tmp_path):
-    pytest.importorskip(module)  # ray is an optional extra; dask is in the dev extra
+@pytest.mark.parametrize("backend", ["dask", "ray"])  # both are in the dev extra
+def test_cluster_backends_give_the_loky_bytes(backend, source_root, rendered, tmp_path):
     out = tmp_path / backend
     result = subprocess.run(
         [

@@ -16,7 +16,6 @@ from train.data import (
     CropDataset,
     CropKey,
     ItemFiles,
-    collate_crops,
     holdout_ids,
     item_files,
     make_loaders,
@@ -42,7 +41,7 @@ def loaders(dataset: Dataset, rate: int = SR, **data: object):
 
 def crop(crops: CropDataset, key: CropKey) -> tuple[torch.Tensor, torch.Tensor]:
     """One crop as the loader batches it: mixture (C, T) and sources (S, C, T)."""
-    batch = collate_crops([crops[key]])
+    batch = crops[key]
     return batch.mix[0], batch.targets[0]
 
 
@@ -82,24 +81,38 @@ def test_activity_detection_redraws_crops_with_a_silent_target(tmp_path):
     for name in ("mixture", "vocals"):
         paths.append(str(tmp_path / f"{name}.wav"))
         sf.write(paths[-1], np.stack([vocals, vocals]).T, SR, subtype="FLOAT")
-    item = ItemFiles("x", tuple(paths), frames, SR)
+    item = ItemFiles("x", tuple(paths), frames, SR, channels=2)
     keys = [CropKey(0, 1, index) for index in range(40)]
     plain = [CropDataset([item], 0.5, SR, mono=False, seed=0)[k] for k in keys]
     filtered_crops = CropDataset([item], 0.5, SR, mono=False, seed=0, activity_db=-40.0)
     filtered = [filtered_crops[k] for k in keys]
 
-    assert sum(rms_db(c.audio[1]) < -40 for c in plain) > 20
-    assert all(c.silent_skipped == 0 for c in plain)
-    for first, crop in zip(plain, filtered, strict=True):
-        if crop.silent_skipped == 0:  # the first draw was active: the same crop as without SAD
-            np.testing.assert_array_equal(crop.audio, first.audio)
+    def level(batch) -> float:
+        return rms_db(batch.targets[0].numpy())
+
+    assert sum(level(b) < -40 for b in plain) > 20
+    assert all(b.silent_skipped == 0 for b in plain)
+    for first, batch in zip(plain, filtered, strict=True):
+        if batch.silent_skipped == 0:  # the first draw was active: the same crop as without SAD
+            assert torch.equal(batch.targets, first.targets)
         # active, or silent only after every one of the 10 attempts
-        assert rms_db(crop.audio[1]) >= -40 or crop.silent_skipped == 9
-    assert sum(rms_db(c.audio[1]) >= -40 for c in filtered) >= 35
-    batch = collate_crops(filtered)
-    assert batch.silent_skipped == sum(c.silent_skipped for c in filtered) > 20
-    again = filtered_crops[keys[5]]
-    np.testing.assert_array_equal(again.audio, filtered[5].audio)
+        assert level(batch) >= -40 or batch.silent_skipped == 9
+    assert sum(level(b) >= -40 for b in filtered) >= 35
+    together = filtered_crops.__getitems__(keys)  # as the DataLoader fetches a batch
+    assert together.silent_skipped == sum(b.silent_skipped for b in filtered) > 20
+    assert torch.equal(together.targets[5], filtered[5].targets[0])
+    assert torch.equal(filtered_crops[keys[5]].mix, filtered[5].mix)
+
+
+def test_reads_past_the_end_are_zeros_and_exact_before(tmp_path):
+    audio = np.random.default_rng(0).uniform(-0.5, 0.5, (1000, 2)).astype(np.float32)
+    sf.write(tmp_path / "a.wav", audio, SR, subtype="FLOAT")
+    item = ItemFiles("x", (str(tmp_path / "a.wav"),) * 2, 1000, SR, channels=2)
+    out = np.full((2, 300, 2), 7.0, dtype=np.float32)  # a reused batch slot: stale values
+    read = item.read(900, 1200, out)
+    assert read is out
+    np.testing.assert_array_equal(out[:, :100], np.stack([audio[900:]] * 2))
+    assert not out[:, 100:].any()
 
 
 def test_batches_do_not_depend_on_worker_count(dataset):
