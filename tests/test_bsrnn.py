@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+from fitting import fit_one_batch
 from torch import nn
 
 from train.models import MODELS, build_model
@@ -207,14 +208,7 @@ def test_tiny_model_overfits_one_batch(name):
     t = torch.arange(11025) / SR
     target = (0.3 * torch.sin(2 * math.pi * 440 * t)).expand(1, 1, 2, -1)
     mix = target[:, 0] + noise(1, 2, 11025)
-    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
-    losses = []
-    for _ in range(40):
-        optimizer.zero_grad()
-        loss = model.training_loss(mix, target)
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
+    losses = fit_one_batch(model, mix, target, steps=40, lr=3e-3)
     assert losses[-1] < losses[0] / 5
 
 

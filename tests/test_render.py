@@ -100,33 +100,18 @@ def test_larger_n_extends(source_root, rendered, tmp_path):
     assert _checksums(out) == _checksums(rendered)
 
 
+def render_command(source_root: Path, out: Path, *extra: str) -> list[str]:
+    """`msaug render` in a subprocess, with the settings of the `rendered` fixture."""
+    return [
+        sys.executable, "-m", "augment", "render", "--root", str(source_root), "--out", str(out),
+        "--n", "8", "--seconds", "1.5", "--sr", str(SR), "--quality", "fast",
+        "--mode", "mix:coherent=0.5,incoherent=0.5", "--quiet", *extra,
+    ]  # fmt: skip
+
+
 def test_resume_after_sigkill_matches_uninterrupted(source_root, rendered, tmp_path):
     out = tmp_path / "killed"
-    command = [
-        sys.executable,
-        "-m",
-        "augment",
-        "render",
-        "--root",
-        str(source_root),
-        "--out",
-        str(out),
-        "--n",
-        "8",
-        "--seconds",
-        "1.5",
-        "--sr",
-        str(SR),
-        "--mode",
-        "mix:coherent=0.5,incoherent=0.5",
-        "--quality",
-        "fast",
-        "--jobs",
-        "1",
-        "--batch-size",
-        "1",
-        "--quiet",
-    ]
+    command = render_command(source_root, out, "--jobs", "1", "--batch-size", "1")
     process = subprocess.Popen(command, start_new_session=True)
     parts = out / "manifest" / "parts"
     deadline = time.monotonic() + 60
@@ -355,31 +340,7 @@ def test_merged_shards_equal_the_single_run(source_root, rendered, tmp_path):
 def test_cluster_backends_give_the_loky_bytes(backend, source_root, rendered, tmp_path):
     out = tmp_path / backend
     result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "augment",
-            "render",
-            "--root",
-            str(source_root),
-            "--out",
-            str(out),
-            "--n",
-            "8",
-            "--seconds",
-            "1.5",
-            "--sr",
-            str(SR),
-            "--quality",
-            "fast",
-            "--mode",
-            "mix:coherent=0.5,incoherent=0.5",
-            "--backend",
-            backend,
-            "--jobs",
-            "2",
-            "--quiet",
-        ],
+        render_command(source_root, out, "--backend", backend, "--jobs", "2"),
         capture_output=True,
         text=True,
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from fitting import fit_one_batch
 
 from manifests import STEM_NAMES
 from train.models import build_model
@@ -49,14 +50,7 @@ def test_overfits_one_batch():
     targets = 0.2 * gains * tones[None, :, None, :]
     mix = targets.sum(dim=1)
     model = tiny_unet(bottleneck_dropout=0.0, decoder_dropout=0.0)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    losses = []
-    for _ in range(40):
-        optimizer.zero_grad()
-        loss = model.training_loss(mix, targets)
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
+    losses = fit_one_batch(model, mix, targets, steps=40, lr=1e-2)
     assert losses[0] / losses[-1] > 20
 
 
