@@ -255,8 +255,10 @@ class CropDataset(TorchDataset):
         shape = (len(keys), self.signals, self.frames, self.channels)
         if get_worker_info() is None:  # numpy's allocator asks for huge pages: fewer faults
             batch = torch.from_numpy(np.empty(shape, dtype=np.float32))
-        else:
-            batch = torch.empty(shape).share_memory_()
+        else:  # allocated in shared memory, as torch's default collate does (no copy there)
+            empty = torch.empty(0)
+            storage = empty._typed_storage()._new_shared(math.prod(shape), device=empty.device)
+            batch = empty.new(storage).view(shape)
         skipped = sum(self.fill(key, out) for key, out in zip(keys, batch.numpy(), strict=True))
         audio = batch.transpose(-1, -2)
         return Batch(audio[:, 0], audio[:, 1:], skipped)
