@@ -9,10 +9,15 @@ One run measures, on the same items (same segments, same drawn effects):
   (d) the I/O floor: read the same segments, write the same five files, no effects.
 
 and prints seconds per item and the ratios (a)/(b) (target >= 5), (b)/(c) (target <= 1.2) and
-the 2-worker speed-up (target >= 1.8). (a) costs about a minute per item (its reverb is a direct
-np.convolve), so it runs on the first --source-items only, and (c) is timed on those too. CPU
+the 2-worker speed-up (target >= 1.8). (a) costs several seconds per item (its reverb is a direct
+np.convolve), so it can run on the first --source-items only, and (c) is timed on those too. CPU
 seconds (this process and its worker processes) stand beside wall seconds: on a shared machine,
 wall well above CPU (or above CPU / 2 with 2 workers) means the run was disturbed.
+
+(a) runs with one BLAS thread, as (b) with 1 worker does (loky workers get one thread). Its
+`np.convolve` reverb calls OpenBLAS once per output sample. With two BLAS threads it used 2.8x
+the CPU for the same work in one loaded run, and while another process holds a core each call
+waits for the scheduler (over 10 min for 2 items in one case).
 
     python benchmarks/render.py                     # 4 demo songs of 30 s made in a temp folder
     python benchmarks/render.py --root ~/musdb18hq --items 16
@@ -37,6 +42,7 @@ import numpy as np
 import pedalboard
 from source_reimpl import SourceDraw
 from source_reimpl import render_item as source_render_item
+from threadpoolctl import threadpool_limits
 
 from augment.chain import apply_chain
 from augment.config import load_config, parse_mode
@@ -161,6 +167,10 @@ def run(root: Path, n: int, source_items: int, batch_size: int, work: Path) -> d
     first = planned[:source_items]
 
     def source() -> None:
+        with threadpool_limits(1):
+            _source_items()
+
+    def _source_items() -> None:
         for item, audio in first:
             draws = {
                 s.stem: SourceDraw.from_effects(s.effects, float(np.abs(audio[s.stem]).max()))
@@ -253,7 +263,7 @@ def main() -> None:
         "--source-items",
         type=int,
         default=3,
-        help="Items for (a), the first of the --items (its np.convolve reverb is ~1 min/item).",
+        help="Items for (a), the first of the --items (its np.convolve reverb is slow).",
     )
     parser.add_argument("--batch-size", type=int, default=1, help="render_dataset batch size.")
     args = parser.parse_args()

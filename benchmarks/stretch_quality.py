@@ -199,6 +199,7 @@ def main() -> None:
         f"{'input (estimator floor)':<26} {max(cents):>10.4f} {np.mean(cents):>11.4f} "
         f"{np.median([o for _, o in reference]):>11.1f}"
     )
+    by_f0 = [f"{'engine':<26} " + " ".join(f"{f'{f:g} Hz':>9}" for f in FREQUENCIES)]
     details = [
         f"{'engine':<26} {'factor':>6} {'spacing err ms':>14} {'jitter ms':>9} "
         f"{'onset ms':>8} {'click 90% ms in -> out':>22}"
@@ -206,6 +207,8 @@ def main() -> None:
     for name, engine in ENGINES.items():
         errors = pitch_errors(engine)
         cents = [abs(c) for c, _ in errors]
+        worst = [max(cents[k :: len(FREQUENCIES)]) for k in range(len(FREQUENCIES))]
+        by_f0.append(f"{name:<26} " + " ".join(f"{w:>9.3f}" for w in worst))
         clicks = [transients(engine, f) for f in FACTORS]
         wall, cpu = time_per_stem(engine)
         summary.append(
@@ -227,6 +230,7 @@ def main() -> None:
         f"off-peak = median energy > {OFF_PEAK_HZ:g} Hz from the peak. transients: worst "
         "|spacing error| and jitter over the factors, mean onset offset, median click spread."
     )
+    print("\nworst |cents| per f0 over the shifts:\n" + "\n".join(by_f0))
     print("\n" + "\n".join(details))
 
 
