@@ -37,6 +37,8 @@ STANDARD_ORDER = ("pitch_shift", "time_stretch", "compressor", "reverb")
 RUBBER_BAND = ("pitch_shift", "time_stretch")
 # Spec-only parameters: drawn, then turned into a concrete effect field at render time.
 SPEC_PARAMS = {"compressor": {"threshold_rel": (1e-3, 1.0)}}
+# Keys that set the same field in two ways: a table that names one replaces the other.
+ALTERNATIVES = {"compressor": frozenset({"threshold_rel", "threshold_db"})}
 
 DEFAULT_EFFECTS: dict[str, dict[str, Any]] = {
     "pitch_shift": {"p": 0.6, "semitones": [-2.0, 2.0]},
@@ -168,6 +170,9 @@ def _effect_spec(kind: str, table: dict[str, Any], where: str) -> EffectSpec:
             raise ConfigError(f"{where}.{name} [{low}, {high}] is outside {list(bounds)}")
         ranges.append((name, low, high))
     drawn = {name for name, _, _ in ranges}
+    both = ALTERNATIVES.get(kind, frozenset())
+    if both and both <= drawn:
+        raise ConfigError(f"{where}: give one of {sorted(both)}, not both")
     required = {f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING}
     if kind == "compressor" and "threshold_rel" in drawn:
         required.discard("threshold_db")  # resolved from the segment peak at render time
@@ -177,11 +182,17 @@ def _effect_spec(kind: str, table: dict[str, Any], where: str) -> EffectSpec:
 
 
 def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """`override`'s settings over `base`'s. Naming one of two alternative keys (the
+    compressor's `threshold_db` or `threshold_rel`) drops the other from `base`, so that an
+    absolute threshold in a config is not overruled by the default relative one."""
     merged = copy.deepcopy(base)
     for kind, table in override.items():
         if not isinstance(table, dict):
             raise ConfigError(f"effects.{kind} must be a table of settings, got {table!r}")
-        merged[kind] = {**merged.get(kind, {}), **table}
+        inherited = dict(merged.get(kind, {}))
+        if ALTERNATIVES.get(kind, frozenset()) & set(table):
+            inherited = {k: v for k, v in inherited.items() if k not in ALTERNATIVES[kind]}
+        merged[kind] = {**inherited, **table}
     return merged
 
 

@@ -74,8 +74,13 @@ def pitch_stretch(
     else:
         import pyrubberband
 
-        args = {"--pitch": float(semitones), "--fine" if quality == "best" else "--fast": ""}
-        out = pyrubberband.time_stretch(audio.T, sample_rate, float(factor), rbargs=args).T
+        engine = {"--fine" if quality == "best" else "--fast": ""}
+        if factor == 1.0:  # time_stretch returns its input untouched at rate 1, dropping --pitch
+            out = pyrubberband.pitch_shift(audio.T, sample_rate, float(semitones), rbargs=engine)
+        else:
+            args = {"--pitch": float(semitones), **engine}
+            out = pyrubberband.time_stretch(audio.T, sample_rate, float(factor), rbargs=args)
+        out = out.T
     if out.shape[1] < frames:
         raise RuntimeError(
             f"Rubber Band returned {out.shape[1]} frames for {audio.shape[1]} at factor "

@@ -19,6 +19,7 @@ from augment.chain import apply_chain, source_frames
 from augment.config import build_config
 from augment.effects import PitchShift, TimeStretch
 from augment.errors import ConfigError
+from augment.plan import build_effect
 from augment.render import RenderSettings, render_dataset
 from augment.rerender import rerender_item
 from manifests import Dataset
@@ -198,14 +199,16 @@ def _dominant_frequency(audio: np.ndarray, sr: int) -> float:
     return float(np.fft.rfftfreq(audio.shape[1], 1 / sr)[np.argmax(spectrum)])
 
 
+@pytest.mark.parametrize("backend", ["pedalboard", "pyrubberband"])
 @pytest.mark.parametrize("quality", ["fast", "best"])
 @pytest.mark.parametrize("semitones", [-2.0, 1.5])
-def test_pitch_shift_moves_a_sine_by_the_semitone_ratio(quality, semitones):
+def test_pitch_shift_moves_a_sine_by_the_semitone_ratio(backend, quality, semitones):
+    """A pitch shift alone (stretch factor 1): pyrubberband once dropped it silently."""
     frames = 2 * SR
     effects = [PitchShift(semitones)]
     n = source_frames(effects, frames, SR)
     sine = np.sin(2 * np.pi * 440.0 * np.arange(n) / SR).astype(np.float32) * 0.5
-    out = apply_chain(np.stack([sine, sine]), SR, effects, frames, "pedalboard", quality)
+    out = apply_chain(np.stack([sine, sine]), SR, effects, frames, backend, quality)
     assert out.shape == (2, frames)
     expected = 440.0 * 2 ** (semitones / 12)
     assert abs(_dominant_frequency(out[:, SR // 2 :], SR) - expected) / expected < 0.01
@@ -262,11 +265,36 @@ def test_manifest_records_every_effect(rendered):
         ({"stems": {"voice": {}}}, r"unknown stem\(s\) \['voice'\]"),
         ({"suitability": {"min_rms": -1}}, "must not be negative"),
         ({"effects": {"time_stretch": {"factor": [0.1, 1.0]}}}, "outside"),
+        (
+            {"effects": {"compressor": {"threshold_db": -20.0, "threshold_rel": 0.5}}},
+            r"give one of \['threshold_db', 'threshold_rel'\], not both",
+        ),
     ],
 )
 def test_bad_configs_are_refused(data, message):
     with pytest.raises(ConfigError, match=message):
         build_config(data)
+
+
+def test_an_absolute_compressor_threshold_replaces_the_relative_default():
+    config = build_config(
+        {
+            "effects": {"compressor": {"threshold_db": [-30.0, -10.0]}},
+            "stems": {"bass": {"effects": {"compressor": {"threshold_rel": 0.5}}}},
+        }
+    )
+
+    def ranges(stem: str) -> dict[str, tuple[float, float]]:
+        (spec,) = [s for s in config.effects[stem] if s.kind == "compressor"]
+        return {name: (low, high) for name, low, high in spec.ranges}
+
+    assert ranges("vocals") == {"threshold_db": (-30.0, -10.0), "ratio": (2.0, 6.0)}
+    assert ranges("bass") == {"threshold_rel": (0.5, 0.5), "ratio": (2.0, 6.0)}
+    (spec,) = [s for s in config.effects["drums"] if s.kind == "compressor"]
+    draws = [spec.draw(np.random.default_rng(seed), "incoherent") for seed in range(20)]
+    effects = [build_effect("compressor", d, source_peak=0.5) for d in draws if d]
+    assert len(effects) > 5
+    assert all(-30.0 <= e.threshold_db <= -10.0 for e in effects)
 
 
 def test_bad_config_file_writes_nothing(source_root, tmp_path):
