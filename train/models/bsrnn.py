@@ -26,6 +26,7 @@ from train.models import register
 from train.models.bands import band_widths
 from train.models.base import SeparationModel
 from train.models.se import SqueezeExcitation
+from train.models.spectral import istft, stft
 
 logger = logging.getLogger(__name__)
 
@@ -208,27 +209,11 @@ class _BandSplitModel(SeparationModel):
 
     def stft(self, audio: torch.Tensor) -> torch.Tensor:
         """(..., time) -> complex (..., bins, frames)."""
-        spec = torch.stft(
-            audio.reshape(-1, audio.shape[-1]),
-            self.n_fft,
-            self.hop_length,
-            window=self.window,
-            normalized=True,
-            return_complex=True,
-        )
-        return spec.reshape(*audio.shape[:-1], *spec.shape[-2:])
+        return stft(audio, self.n_fft, self.hop_length, self.window)
 
     def istft(self, spec: torch.Tensor, length: int) -> torch.Tensor:
         """complex (..., bins, frames) -> (..., length)."""
-        audio = torch.istft(
-            spec.reshape(-1, *spec.shape[-2:]),
-            self.n_fft,
-            self.hop_length,
-            window=self.window,
-            normalized=True,
-            length=length,
-        )
-        return audio.reshape(*spec.shape[:-2], length)
+        return istft(spec, self.n_fft, self.hop_length, self.window, length)
 
     def estimate_mask(self, spec: torch.Tensor) -> torch.Tensor:
         """Mixture STFT (batch, channels, bins, frames) -> mask (..., re/im) of the same bins."""

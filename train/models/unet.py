@@ -17,6 +17,7 @@ from torch import nn
 
 from train.models import register
 from train.models.base import SeparationModel
+from train.models.spectral import istft, stft
 
 
 def conv_block(channels_in: int, channels_out: int) -> nn.Sequential:
@@ -80,19 +81,8 @@ class UNet(SeparationModel):
         self.output = nn.Conv2d(widths[0], len(self.sources) * channels, 1)
 
     def stft(self, audio: torch.Tensor) -> torch.Tensor:
-        """(..., time) -> complex (..., bins, frames), in float32 even under autocast."""
-        shape = audio.shape
-        with torch.autocast(audio.device.type, enabled=False):
-            spec = torch.stft(
-                audio.reshape(-1, shape[-1]).float(),
-                self.n_fft,
-                self.hop,
-                window=self.window,
-                normalized=True,
-                pad_mode="constant",
-                return_complex=True,
-            )
-        return spec.reshape(*shape[:-1], *spec.shape[-2:])
+        """(..., time) -> complex (..., bins, frames); zero padding at the edges."""
+        return stft(audio, self.n_fft, self.hop, self.window, pad_mode="constant")
 
     def magnitudes(self, mix_magnitude: torch.Tensor) -> torch.Tensor:
         """(B, C, bins, frames) mixture magnitudes -> (B, S, C, bins, frames) estimates.
@@ -119,16 +109,7 @@ class UNet(SeparationModel):
         spec = self.stft(mix)
         magnitude = self.magnitudes(spec.abs()).clamp(min=0)
         estimate = magnitude * torch.exp(1j * spec.angle()).unsqueeze(1)
-        with torch.autocast(mix.device.type, enabled=False):
-            audio = torch.istft(
-                estimate.reshape(-1, *spec.shape[-2:]),
-                self.n_fft,
-                self.hop,
-                window=self.window,
-                normalized=True,
-                length=mix.shape[-1],
-            )
-        return audio.reshape(*estimate.shape[:3], mix.shape[-1])
+        return istft(estimate, self.n_fft, self.hop, self.window, mix.shape[-1])
 
     def training_loss(self, mix: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """MSE between estimated and true source magnitudes."""
