@@ -119,7 +119,7 @@ def summarize(per_track: dict[str, dict[str, dict[str, float]]]) -> list[dict[st
 def markdown(rows: list[dict[str, Any]], subset: str, tracks: int, note: str = "") -> str:
     """The summary table; `note` (one paragraph) says what produced it, e.g. an oracle."""
     lines = [
-        f"MUSDB18 {subset}, {tracks} tracks: cSDR median of frame medians, uSDR mean.",
+        f"{tracks} tracks of the {subset!r} subset: cSDR median of frame medians, uSDR mean.",
         "",
         *([note, ""] if note else []),
         "| source | cSDR (dB) | uSDR (dB) |",
