@@ -35,10 +35,9 @@ from manifests.schema import STEM_NAMES
 MODES = ("coherent", "semi-coherent", "incoherent")
 STANDARD_ORDER = ("pitch_shift", "time_stretch", "compressor", "reverb")
 RUBBER_BAND = ("pitch_shift", "time_stretch")
-# Spec-only parameters: drawn, then turned into a concrete effect field at render time.
-SPEC_PARAMS = {"compressor": {"threshold_rel": (1e-3, 1.0)}}
-# Keys that set the same field in two ways: a table that names one replaces the other.
-ALTERNATIVES = {"compressor": frozenset({"threshold_rel", "threshold_db"})}
+# Spec-only parameters: drawn, then turned into the named effect field at render time, so
+# they are alternatives to it: a table that names one replaces the other it inherits.
+SPEC_PARAMS = {"compressor": {"threshold_rel": ("threshold_db", (1e-3, 1.0))}}
 
 DEFAULT_EFFECTS: dict[str, dict[str, Any]] = {
     "pitch_shift": {"p": 0.6, "semitones": [-2.0, 2.0]},
@@ -165,17 +164,17 @@ def _effect_spec(kind: str, table: dict[str, Any], where: str) -> EffectSpec:
                 f"{where}: unknown key {name!r} for {kind}; known: {[*known, 'p', 'modes']}"
             )
         low, high = _range(value, f"{where}.{name}")
-        bounds = spec_only.get(name) or cls.bounds.get(name)
+        bounds = spec_only[name][1] if name in spec_only else cls.bounds.get(name)
         if bounds and not (bounds[0] <= low and high <= bounds[1]):
             raise ConfigError(f"{where}.{name} [{low}, {high}] is outside {list(bounds)}")
         ranges.append((name, low, high))
     drawn = {name for name, _, _ in ranges}
-    both = ALTERNATIVES.get(kind, frozenset())
-    if both and both <= drawn:
-        raise ConfigError(f"{where}: give one of {sorted(both)}, not both")
     required = {f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING}
-    if kind == "compressor" and "threshold_rel" in drawn:
-        required.discard("threshold_db")  # resolved from the segment peak at render time
+    for name, (replaced, _) in spec_only.items():
+        if {name, replaced} <= drawn:
+            raise ConfigError(f"{where}: give one of {sorted([name, replaced])}, not both")
+        if name in drawn:
+            required.discard(replaced)  # resolved at render time (augment.plan.build_effect)
     if required - drawn:
         raise ConfigError(f"{where} is missing {sorted(required - drawn)} for {kind}")
     return EffectSpec(kind=kind, p=p, ranges=tuple(ranges), modes=modes)
@@ -190,8 +189,10 @@ def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(table, dict):
             raise ConfigError(f"effects.{kind} must be a table of settings, got {table!r}")
         inherited = dict(merged.get(kind, {}))
-        if ALTERNATIVES.get(kind, frozenset()) & set(table):
-            inherited = {k: v for k, v in inherited.items() if k not in ALTERNATIVES[kind]}
+        for name, (replaced, _) in SPEC_PARAMS.get(kind, {}).items():
+            if {name, replaced} & set(table):
+                inherited.pop(name, None)
+                inherited.pop(replaced, None)
         merged[kind] = {**inherited, **table}
     return merged
 
