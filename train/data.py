@@ -67,11 +67,13 @@ def resample(audio: np.ndarray, rate: int, new_rate: int, axis: int = -1) -> np.
     return np.moveaxis(out.reshape(-1, *frames_last.shape[1:]), 0, axis)
 
 
-def fit_length(audio: np.ndarray, frames: int) -> np.ndarray:
-    """Crop or zero-pad the last axis to `frames` (resampling rounds lengths up)."""
-    if audio.shape[-1] >= frames:
-        return audio[..., :frames]
-    pad = [(0, 0)] * (audio.ndim - 1) + [(0, frames - audio.shape[-1])]
+def fit_length(audio: np.ndarray, frames: int, axis: int = -1) -> np.ndarray:
+    """Crop or zero-pad `axis` to `frames` (resampling rounds lengths either way)."""
+    axis %= audio.ndim
+    if audio.shape[axis] >= frames:
+        return audio[(slice(None),) * axis + (slice(frames),)]
+    pad = [(0, 0)] * audio.ndim
+    pad[axis] = (0, frames - audio.shape[axis])
     return np.pad(audio, pad)
 
 
@@ -246,9 +248,8 @@ class CropDataset(TorchDataset):
             if self.activity_db is None or max(map(rms_db, audio[1:])) >= self.activity_db:
                 break
         if not direct:
-            audio = resample(audio, item.sample_rate, self.sample_rate, axis=1)[:, : self.frames]
-            out[:, : audio.shape[1]] = downmix(audio, self.mono, axis=-1)
-            out[:, audio.shape[1] :] = 0.0  # rounding can leave a frame short
+            audio = resample(audio, item.sample_rate, self.sample_rate, axis=1)
+            out[:] = downmix(fit_length(audio, self.frames, axis=1), self.mono, axis=-1)
         return skipped
 
     def __getitems__(self, keys: list[CropKey]) -> Batch:
