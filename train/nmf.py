@@ -48,6 +48,7 @@ from manifests import STEM_NAMES
 from train.data import open_musdb
 from train.errors import TrainError
 from train.evaluate import evaluate_tracks, whole_sdr
+from train.models import spectral
 
 EPS = 1e-10
 
@@ -109,20 +110,12 @@ def _seed(seed: int, index: int) -> int:
 
 def stft(audio: np.ndarray, n_fft: int, hop: int) -> torch.Tensor:
     """(channels, time) -> complex (channels, bins, frames); zero padding works at any length."""
-    return torch.stft(
-        torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32)),
-        n_fft,
-        hop,
-        window=torch.hann_window(n_fft),
-        center=True,
-        pad_mode="constant",
-        return_complex=True,
-    )
+    samples = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))
+    return spectral.stft(samples, n_fft, hop, torch.hann_window(n_fft), pad_mode="constant")
 
 
 def istft(spec: torch.Tensor, n_fft: int, hop: int, length: int) -> np.ndarray:
-    audio = torch.istft(spec, n_fft, hop, window=torch.hann_window(n_fft), length=length)
-    return audio.numpy()
+    return spectral.istft(spec, n_fft, hop, torch.hann_window(n_fft), length).numpy()
 
 
 def factorise(
