@@ -18,12 +18,13 @@ from augment.stretch import frames_to_read, pitch_stretch
 
 
 def _rubber_band(effects: Sequence[Effect]) -> tuple[float, float] | None:
-    """(semitones, factor) of the chain's pitch/stretch effects, or None if it has none."""
+    """(semitones, rate) of the chain's pitch/stretch effects, or None if it has none. The
+    rate is Rubber Band's (> 1 shorter): the reciprocal of the total duration factor."""
     pitch = [e.semitones for e in effects if isinstance(e, PitchShift)]
-    stretch = [e.factor for e in effects if isinstance(e, TimeStretch)]
+    stretch = [e.duration_factor for e in effects if isinstance(e, TimeStretch)]
     if not pitch and not stretch:
         return None
-    return float(sum(pitch)), float(math.prod(stretch))
+    return float(sum(pitch)), 1.0 / float(math.prod(stretch))
 
 
 def source_frames(effects: Sequence[Effect], frames: int, sample_rate: int) -> int:

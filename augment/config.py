@@ -1,7 +1,7 @@
 """The render config: effect probabilities and ranges per stem, gains, suitability thresholds.
 
 Defaults reproduce the source project (each effect with p = 0.6; pitch ±2 semitones, stretch
-0.8–1.2, compression threshold 0.3–0.7 of the segment peak with ratio 2–6, reverb room size
+as a duration factor 0.8–1.2 (> 1 longer), compression threshold 0.3–0.7 of the segment peak with ratio 2–6, reverb room size
 and damping 0.2–0.8 at 0.3 wet / 0.7 dry). A TOML file changes any of it:
 
     [effects.reverb]            # all stems
@@ -41,7 +41,7 @@ SPEC_PARAMS = {"compressor": {"threshold_rel": ("threshold_db", (1e-3, 1.0))}}
 
 DEFAULT_EFFECTS: dict[str, dict[str, Any]] = {
     "pitch_shift": {"p": 0.6, "semitones": [-2.0, 2.0]},
-    "time_stretch": {"p": 0.6, "factor": [0.8, 1.2]},
+    "time_stretch": {"p": 0.6, "duration_factor": [0.8, 1.2]},
     "compressor": {"p": 0.6, "threshold_rel": [0.3, 0.7], "ratio": [2.0, 6.0]},
     "reverb": {"p": 0.6, "room_size": [0.2, 0.8], "damping": [0.2, 0.8]},
 }
@@ -110,17 +110,18 @@ class RenderConfig:
             "suitability": dataclasses.asdict(self.suitability),
         }
 
-    def max_stretch(self) -> float:
-        """The largest stretch factor any stem can draw: it sets how much source to read."""
-        factors = [
-            high
-            for specs in self.effects.values()
+    def max_rate(self) -> float:
+        """The fastest playback rate any stem can draw (1 / the smallest duration factor),
+        counting the specs coherent items share: it sets how much source to read."""
+        specs = [*(s for specs in self.effects.values() for s in specs), *self.shared]
+        rates = [
+            1.0 / low
             for s in specs
-            if s.kind == "time_stretch"
-            for name, _, high in s.ranges
-            if name == "factor" and s.p > 0
+            if s.kind == "time_stretch" and s.p > 0
+            for name, low, _ in s.ranges
+            if name == "duration_factor"
         ]
-        return max(factors, default=1.0)
+        return max(rates, default=1.0)
 
 
 def _number(value: Any, where: str) -> float:
@@ -158,6 +159,12 @@ def _effect_spec(kind: str, table: dict[str, Any], where: str) -> EffectSpec:
         raise ConfigError(f"{where}.modes {list(modes)} must be among {list(MODES)}")
     ranges = []
     for name, value in table.items():
+        if kind == "time_stretch" and name == "factor":
+            raise ConfigError(
+                f"{where}.factor was a playback rate (> 1 shorter); msaug now takes "
+                "duration_factor (> 1 longer, as the source's factor): write "
+                "duration_factor = [1/high, 1/low] for the old rates"
+            )
         if name not in fields and name not in spec_only:
             known = sorted(fields | set(spec_only))
             raise ConfigError(

@@ -1,4 +1,4 @@
-"""`msaug` commands for rendered datasets: verify, select, stats, merge, card, pack, unpack.
+"""`msaug` commands for datasets: verify, select, stats, merge, card, pack, unpack, migrate.
 
 Each is a thin layer over a `manifests` function. Dataset problems arrive as `ManifestError`,
 which the `msaug` group prints as one line (exit status 2); `verify` exits with status 1 when
@@ -15,10 +15,11 @@ from pathlib import Path
 import click
 
 from augment.errors import ConfigError
-from manifests import Dataset
+from manifests import SCHEMA_VERSION, Dataset
 from manifests.card import write_card
 from manifests.derive import Written
 from manifests.merge import merge as merge_datasets
+from manifests.migrate import migrate as migrate_dataset
 from manifests.pack import pack as pack_dataset
 from manifests.pack import parse_size
 from manifests.pack import unpack as unpack_dataset
@@ -71,7 +72,7 @@ def verify(root: Path, quick: bool, jobs: int) -> None:
     "--where",
     default=None,
     help="pandas query over the items columns and <stem>_<column> stem columns, e.g. "
-    "\"mode == 'incoherent' and not vocals_pitch_applied\". Omit to take every "
+    "\"mode == 'incoherent' and not vocals_pitch_shift_applied\". Omit to take every "
     "item (this also rewrites an older schema as the current one).",
 )
 @click.option("--out", required=True, type=_PATH, help="New folder for the selection.")
@@ -79,9 +80,10 @@ def verify(root: Path, quick: bool, jobs: int) -> None:
 def select(root: Path, where: str | None, out: Path, copy: bool) -> None:
     """Write the items of ROOT that match --where as a dataset of their own.
 
-    Columns: every items column (item_id, split, mode, seconds, sample_rate, num_frames,
-    mixture_rms_db, origin, ...) and every stem column prefixed by its stem
-    (vocals_pitch_applied, drums_gain_db, bass_source_track, ...); see docs/manifest.md.
+    Columns: every items column (item_id, subset, role, mode, seconds, sample_rate,
+    num_frames, mixture_rms_db, origin, ...) and every stem column prefixed by its stem
+    (vocals_pitch_shift_applied, vocals_time_stretch_duration_factor, drums_gain_db,
+    bass_source_track, ...); see docs/manifest.md.
     """
     selection = Dataset.open(root).select(where)
     click.echo(_written("selected", write_selection(selection, out, copy, _command_line())))
@@ -150,4 +152,22 @@ def unpack(shards: Path, out: Path) -> None:
     click.echo(f"unpacked {written.n_items} items ({written.copied} audio files) to {out}")
 
 
-DATASET_COMMANDS = (verify, select, stats, merge, card, pack, unpack)
+@click.command()
+@click.argument("root", type=_PATH)
+def migrate(root: Path) -> None:
+    """Rewrite ROOT in place in the current manifest schema (audio untouched, atomic).
+
+    Older datasets open without this (they are upgraded in memory); migrating adds what the
+    new schema records, such as the digest that `msaug verify` checks.
+    """
+    done = migrate_dataset(root)
+    if done.from_version == SCHEMA_VERSION:
+        click.echo(f"{root} is already manifest schema {SCHEMA_VERSION}; digest {done.digest}")
+    else:
+        click.echo(
+            f"{root}: manifest schema {done.from_version} -> {SCHEMA_VERSION}; "
+            f"digest {done.digest}"
+        )
+
+
+DATASET_COMMANDS = (verify, select, stats, merge, card, pack, unpack, migrate)

@@ -1,9 +1,11 @@
 """Concrete effects: frozen records of the values actually used, and how to render them.
 
-An effect never draws random numbers; `augment.spec` draws it, the manifest stores it
-(`to_dict`), and `from_dict` rebuilds it for `msaug rerender`. Each registers under a stable
-`kind` string, so renaming a class never breaks old manifests. pedalboard plugins are built
-inside the worker at render time (they cannot be pickled).
+An effect never draws random numbers; `augment.config` draws it, the manifest stores it
+(`to_dict`: `{"kind": ..., "params": {...}}`, the shape of the `effects` column), and
+`from_dict` rebuilds it for `msaug rerender`. Each registers under a stable `kind` string, so
+renaming a class never breaks old manifests, and the registry declares the typed manifest
+columns of every kind (`effect_columns`). pedalboard plugins are built inside the worker at
+render time (they cannot be pickled).
 """
 
 from __future__ import annotations
@@ -40,15 +42,20 @@ class Effect:
             _check(self, name, low, high)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, **dataclasses.asdict(self)}
+        params = {k: float(v) for k, v in dataclasses.asdict(self).items()}
+        return {"kind": self.kind, "params": params}
 
     @staticmethod
     def from_dict(data: dict[str, Any]) -> Effect:
-        data = dict(data)
-        kind = data.pop("kind", None)
+        kind = data.get("kind")
         if kind not in EFFECTS:
             raise ValueError(f"unknown effect kind {kind!r}; known: {sorted(EFFECTS)}")
-        return EFFECTS[kind](**data)
+        cls = EFFECTS[kind]
+        names = {f.name for f in dataclasses.fields(cls)}
+        params = dict(data.get("params", {}))
+        if set(params) - names:
+            raise ValueError(f"{kind} has no parameters {sorted(set(params) - names)}")
+        return cls(**params)
 
     def plugin(self) -> pedalboard.Plugin:
         raise NotImplementedError(f"{self.kind} is rendered by augment.stretch, not pedalboard")
@@ -65,11 +72,12 @@ class PitchShift(Effect):
 
 @dataclass(frozen=True)
 class TimeStretch(Effect):
-    """Rubber Band time stretch; factor > 1 is faster (shorter), as librosa's `rate`."""
+    """Rubber Band time stretch by a duration factor: > 1 is longer (slower), as the source's
+    `factor` (it called librosa with `rate = 1 / factor`). Rubber Band gets the rate."""
 
     kind: ClassVar[str] = "time_stretch"
-    bounds: ClassVar[dict[str, tuple[float, float]]] = {"factor": (0.25, 4.0)}
-    factor: float
+    bounds: ClassVar[dict[str, tuple[float, float]]] = {"duration_factor": (0.25, 4.0)}
+    duration_factor: float
 
 
 @dataclass(frozen=True)
@@ -211,3 +219,10 @@ class Mp3Codec(Effect):
 
     def plugin(self) -> pedalboard.Plugin:
         return pedalboard.MP3Compressor(vbr_quality=self.vbr_quality)
+
+
+def effect_columns() -> dict[str, list[str]]:
+    """The typed manifest columns of every registered effect: `<kind>_applied` and one
+    `<kind>_<param>` per parameter. Declared for all kinds, not the ones a config uses, so the
+    tables of every render of one msaug release have the same schema."""
+    return {kind: [f.name for f in dataclasses.fields(cls)] for kind, cls in EFFECTS.items()}

@@ -25,6 +25,10 @@ from augment.sources import Track, read_segment
 from manifests.schema import STEM_NAMES
 
 _THRESHOLD_FLOOR_DB = -80.0
+DRAW_SCHEME = 2
+"""Bumped whenever the same (seed, index, config) would draw a different item. Part of the
+render identity, so a dataset is never extended by another scheme. 1: schema-1 renders (time
+stretch drawn as a playback rate); 2: stretch drawn as a duration factor, as the source."""
 
 
 @dataclass(frozen=True)

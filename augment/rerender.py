@@ -7,8 +7,6 @@ and also how a user recovers a damaged file without re-running the whole render.
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,10 +14,11 @@ from pathlib import Path
 from augment.config import Suitability
 from augment.effects import Effect
 from augment.plan import ItemPlan, StemPlan
-from augment.render import RenderSettings, render_item
+from augment.identity import settings_from_identity
+from augment.item import render_item
 from augment.sources import SourceRoot, read_segment
 from manifests import Dataset, ManifestError
-from manifests.schema import STEM_NAMES
+from manifests.card import provenance
 
 
 @dataclass(frozen=True)
@@ -32,37 +31,31 @@ class RerenderReport:
         return all(self.matches.values())
 
 
-def settings_from_identity(identity: dict) -> RenderSettings:
-    names = {f.name for f in dataclasses.fields(RenderSettings)}
-    return RenderSettings(**{k: v for k, v in identity.items() if k in names})
-
-
 def rerender_item(
     dataset_root: str | Path, item_id: str, source_root: str | Path | None = None
 ) -> RerenderReport:
     """Render `item_id` again from its rows into a scratch folder and compare checksums."""
     dataset = Dataset.open(dataset_root)
     identity = dataset.header.get("identity", {})
-    if "seconds" not in identity:
+    if "seconds" not in identity.get("settings", identity):
         raise ManifestError(f"{dataset.root} was not written by msaug render; nothing to rerender")
-    settings = settings_from_identity(identity)
-    if source_root is not None:
-        settings = dataclasses.replace(settings, root=str(source_root))
+    root = source_root or identity.get("root") or provenance(dataset.header).get("root")
+    settings = settings_from_identity(identity, str(root))
     sources = SourceRoot.open(settings.root, settings.source_form)  # type: ignore[arg-type]
     item, stem_rows = dataset.item(item_id)
     suitability = Suitability(**identity["config"]["suitability"])
     sr = settings.sample_rate
     plans, audio = [], {}
-    for stem in STEM_NAMES:
+    for stem in dataset.stem_names:
         row = stem_rows[stem]
         track = sources.track(row.source_subset, row.source_track)
         start = round(row.offset_seconds * sr)
         audio[stem] = read_segment(track, stem, start, round(row.duration_seconds * sr))
-        effects = tuple(Effect.from_dict(d) for d in json.loads(row.chain))
+        effects = tuple(Effect.from_dict(d) for d in row.effects)
         plans.append(StemPlan(stem, track, start, effects, row.gain_db))
     plan = ItemPlan(item.item_index, item.item_seed, item.mode, item.attempts, tuple(plans))
     with tempfile.TemporaryDirectory() as scratch:
         new_item, new_stems = render_item(plan, audio, settings, suitability, Path(scratch))
-    expected = {"mixture": item.checksum, **{s: stem_rows[s].checksum for s in STEM_NAMES}}
+    expected = {"mixture": item.checksum, **{s: stem_rows[s].checksum for s in dataset.stem_names}}
     got = {"mixture": new_item.checksum, **{r.stem: r.checksum for r in new_stems}}
     return RerenderReport(item_id, {name: got[name] == expected[name] for name in expected})

@@ -15,7 +15,7 @@ from typing import Any
 from manifests.checksum import CHECKSUM_ALGO
 from manifests.dataset import Dataset
 from manifests.files import atomic_path
-from manifests.schema import DATASET_JSON, ITEMS_FILE, STEM_NAMES, STEMS_FILE
+from manifests.schema import DATASET_JSON
 
 CARD_FILE = "README.md"
 COLUMNS_DOC = "docs/manifest.md"
@@ -35,8 +35,15 @@ def format_bytes(size: int) -> str:
     return f"{size:,} bytes"
 
 
+def provenance(header: dict[str, Any]) -> dict[str, Any]:
+    """Schema 2 keeps provenance under `provenance`; schema-1 headers (of parents and parts
+    recorded before the change) kept it at the top level."""
+    found = header.get("provenance")
+    return found if isinstance(found, dict) else header
+
+
 def _command(header: dict[str, Any]) -> str:
-    command = header.get("command")
+    command = provenance(header).get("command")
     if isinstance(command, list):
         return shlex.join(str(part) for part in command)
     return str(command) if command else "(not recorded)"
@@ -45,7 +52,8 @@ def _command(header: dict[str, Any]) -> str:
 def _provenance(header: dict[str, Any], level: int) -> list[str]:
     """How a dataset was made, following selections and merges back to the renders."""
     mark = "#" * level
-    lines = [f"Made with msaug {header.get('msaug_version', '?')} on {header.get('created', '?')}:"]
+    made = provenance(header)
+    lines = [f"Made with msaug {made.get('msaug_version', '?')} on {made.get('created', '?')}:"]
     lines += ["", "```", _command(header), "```", ""]
     if "parent" in header:
         parent = header["parent"]
@@ -73,17 +81,19 @@ def _provenance(header: dict[str, Any], level: int) -> list[str]:
 
 
 def _counts_table(dataset: Dataset) -> list[str]:
-    counts = dataset.items.groupby(["split", "mode"]).size()
-    lines = ["| split | mode | items |", "|---|---|---|"]
-    lines += [f"| {split} | {mode} | {n} |" for (split, mode), n in counts.items()]
-    return [*lines, f"| all | all | {len(dataset)} |"]
+    counts = dataset.items.groupby(["subset", "role", "mode"]).size()
+    lines = ["| subset | role | mode | items |", "|---|---|---|---|"]
+    lines += [f"| {sub} | {role} | {mode} | {n} |" for (sub, role, mode), n in counts.items()]
+    return [*lines, f"| all | all | all | {len(dataset)} |"]
 
 
 def card_text(dataset: Dataset) -> str:
     items, stems, root = dataset.items, dataset.stems, dataset.root
     mixture_bytes = int(items["bytes"].sum())
     stem_bytes = int(stems["bytes"].sum())
-    manifest_bytes = sum((root / p).stat().st_size for p in (DATASET_JSON, ITEMS_FILE, STEMS_FILE))
+    manifest_files = (DATASET_JSON, *dataset.table_files())
+    manifest_bytes = sum((root / p).stat().st_size for p in manifest_files)
+    names = dataset.stem_names
     hours = float((items["num_frames"] / items["sample_rate"]).sum()) / 3600
     total = mixture_bytes + stem_bytes + manifest_bytes
     tracks = stems["source_track"].nunique()
@@ -91,13 +101,13 @@ def card_text(dataset: Dataset) -> str:
         f"# {root.resolve().name}: an msaug dataset",
         "",
         f"{len(dataset)} items for training music source separation models, each a mixture "
-        f"and its {len(STEM_NAMES)} stems ({', '.join(STEM_NAMES)}) as "
+        f"and its {len(names)} stems ({', '.join(names)}) as "
         f"{int(items['channels'].max())}-channel audio at {dataset.sample_rate} Hz, "
         f"augmented offline by msaug from {tracks} source tracks. Folders follow the MUSDB18-HQ "
-        "layout (`<split>/<item_id>/{mixture,vocals,drums,bass,other}.wav`), so "
-        "`musdb.DB(root, is_wav=True)` reads them; `manifest/items.parquet` and "
-        "`manifest/stems.parquet` describe every item and stem (sources, offsets, gains, effects "
-        "and their parameters, levels, checksums).",
+        f"layout (`<subset>/<item_id>/{{mixture,{','.join(names)}}}.wav`), so "
+        "`musdb.DB(root, is_wav=True)` reads them; the tables `manifest/items/` and "
+        "`manifest/stems/` (Parquet) describe every item and stem (sources, offsets, gains, "
+        "effects and their parameters, levels, checksums).",
         "",
         "## How it was made",
         "",
@@ -106,7 +116,7 @@ def card_text(dataset: Dataset) -> str:
         "",
         *_counts_table(dataset),
         "",
-        f"- Audio: {hours:.3f} hours of mixtures ({len(STEM_NAMES)} stems each on top).",
+        f"- Audio: {hours:.3f} hours of mixtures ({len(names)} stems each on top).",
         f"- Mixtures: {format_bytes(mixture_bytes)}; stems: {format_bytes(stem_bytes)}; "
         f"manifest: {format_bytes(manifest_bytes)}; total {format_bytes(total)}.",
         "",
@@ -125,7 +135,7 @@ def card_text(dataset: Dataset) -> str:
         "```python",
         "import pandas as pd, xxhash",
         "for table, column in (('items', 'mixture_path'), ('stems', 'path')):",
-        "    rows = pd.read_parquet(f'manifest/{table}.parquet')",
+        "    rows = pd.read_parquet(f'manifest/{table}/')",
         "    for path, checksum in zip(rows[column], rows['checksum']):",
         "        assert xxhash.xxh3_128_hexdigest(open(path, 'rb').read()) == checksum, path",
         "```",
@@ -133,7 +143,7 @@ def card_text(dataset: Dataset) -> str:
         "## Columns",
         "",
         f"The column reference is `{COLUMNS_DOC}` in the msaug repository. Queries such as "
-        "`msaug select DATASET --where \"mode == 'incoherent' and not vocals_pitch_applied\" "
+        "`msaug select DATASET --where \"mode == 'incoherent' and not vocals_pitch_shift_applied\" "
         "--out SUBSET` run on the items columns plus every stem column as `<stem>_<column>`.",
         "",
         "## Licence",

@@ -10,7 +10,6 @@ replaced by rename (`files.atomic_path`), never rewritten in place.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import glob
 import os
 import shutil
@@ -23,15 +22,8 @@ import pandas as pd
 
 from manifests.checksum import CHECKSUM_ALGO
 from manifests.errors import ManifestError
-from manifests.schema import (
-    DATASET_JSON,
-    ITEMS_FILE,
-    ITEMS_SCHEMA,
-    SCHEMA_VERSION,
-    STEMS_FILE,
-    STEMS_SCHEMA,
-)
-from manifests.writer import package_version, write_json, write_table
+from manifests.tables import write_tables
+from manifests.writer import now, package_version
 
 TEMP_FOLDER_MARK = ".tmp-"
 DERIVATION_KEYS = ("where", "parent", "parts")
@@ -87,16 +79,17 @@ def place_file(source: Path, target: Path, copy: bool) -> bool:
     return False
 
 
-def derived_header(base: dict[str, Any], n_items: int, command: str | None) -> dict[str, Any]:
-    """`base` without its own derivation keys, restamped for the dataset being written."""
-    header = {k: v for k, v in base.items() if k not in DERIVATION_KEYS}
+def derived_header(base: dict[str, Any], command: str | None) -> dict[str, Any]:
+    """`base` without its own derivation keys and provenance, restamped for the dataset being
+    written: the identity, stems and effect columns carry over, provenance is this command's."""
+    header = {k: v for k, v in base.items() if k not in (*DERIVATION_KEYS, "provenance")}
     header.update(
-        schema_version=SCHEMA_VERSION,
         checksum_algo=CHECKSUM_ALGO,
-        msaug_version=package_version("msaug"),
-        created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        n_items=n_items,
-        command=command,
+        provenance={
+            "msaug_version": package_version("msaug"),
+            "created": now(),
+            "command": command,
+        },
     )
     return header
 
@@ -105,6 +98,4 @@ def write_manifest(
     folder: Path, header: dict[str, Any], items: pd.DataFrame, stems: pd.DataFrame
 ) -> None:
     """The two tables, then dataset.json: a folder is only a dataset once its header exists."""
-    write_table(folder / STEMS_FILE, stems, STEMS_SCHEMA)
-    write_table(folder / ITEMS_FILE, items, ITEMS_SCHEMA)
-    write_json(folder / DATASET_JSON, header)
+    write_tables(folder, header, items, stems)

@@ -8,8 +8,10 @@ members named `<item_id>.<name><suffix>` (webdataset's key.extension convention)
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 import pandas as pd
 
@@ -17,7 +19,7 @@ from manifests.checksum import bytes_checksum
 from manifests.dataset import Dataset
 from manifests.errors import ManifestError
 from manifests.records import ItemRecord, StemRecord
-from manifests.schema import MIXTURE, STEM_NAMES
+from manifests.schema import MIXTURE
 
 JSON_MEMBER = "json"
 SHARDS_INDEX = "shards.json"
@@ -71,7 +73,7 @@ def _check_key(item_id: str) -> None:
 
 
 def audio_files(dataset: Dataset) -> dict[str, list[ListedFile]]:
-    """Per item id (in table order): its mixture, then its stems in STEM_NAMES order.
+    """Per item id (in table order): its mixture, then its stems in the dataset's stem order.
 
     Stem rows of items that are not in the items table are left out (verify reports them)."""
     files: dict[str, list[ListedFile]] = {}
@@ -82,7 +84,7 @@ def audio_files(dataset: Dataset) -> dict[str, list[ListedFile]]:
         files[row.item_id] = [
             ListedFile(row.item_id, MIXTURE, row.mixture_path, row.checksum, int(row.bytes), *shape)
         ]
-    rank = {name: i for i, name in enumerate(STEM_NAMES)}
+    rank = {name: i for i, name in enumerate(dataset.stem_names)}
     stems = dataset.stems.iloc[dataset.stems["stem"].map(rank).argsort(kind="stable")]
     for row in stems[stems["item_id"].isin(shapes)].itertuples(index=False):
         entry = ListedFile(
@@ -92,18 +94,42 @@ def audio_files(dataset: Dataset) -> dict[str, list[ListedFile]]:
     return files
 
 
-def sample_json(item: ItemRecord, stems: list[StemRecord]) -> bytes:
-    """The `json` member of a sample: the item row and its stem rows, in a fixed byte form."""
-    payload = {"item": item.to_dict(), "stems": {s.stem: s.to_dict() for s in stems}}
+def _json_bytes(item: dict[str, Any], stems: dict[str, dict[str, Any]]) -> bytes:
+    payload = {"item": item, "stems": stems}
     return json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
 
 
+def sample_json(item: ItemRecord, stems: list[StemRecord]) -> bytes:
+    """The `json` member of a sample: the item row and its stem rows (the effect chain as a
+    native list, the typed effect columns left out), in a fixed byte form."""
+    return _json_bytes(item.to_dict(), {s.stem: s.to_dict() for s in stems})
+
+
+def _v1_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return [
+        {k: None if _missing(v) else (v.item() if hasattr(v, "item") else v) for k, v in r.items()}
+        for r in frame.to_dict("records")
+    ]
+
+
+def _missing(value: Any) -> bool:
+    return isinstance(value, float) and math.isnan(value)
+
+
 def sample_jsons(dataset: Dataset) -> dict[str, bytes]:
-    stems: dict[str, list[StemRecord]] = {item_id: [] for item_id in dataset.items["item_id"]}
-    for row in dataset.stems.to_dict("records"):
-        stems[row["item_id"]].append(StemRecord.from_dict(row))
+    """Per item id, its json member: for a schema-1 dataset as schema 1 packed it (its rows
+    as stored), so its shards still verify and unpack."""
+    if dataset.v1_tables is not None:
+        items, stems = (_v1_rows(frame) for frame in dataset.v1_tables)
+        by_item: dict[str, dict[str, dict[str, Any]]] = {row["item_id"]: {} for row in items}
+        for row in stems:
+            by_item[row["item_id"]][row["stem"]] = row
+        return {row["item_id"]: _json_bytes(row, by_item[row["item_id"]]) for row in items}
+    records: dict[str, list[StemRecord]] = {item_id: [] for item_id in dataset.items["item_id"]}
+    for record in dataset.stem_records():
+        records[record.item_id].append(record)
     return {
-        row["item_id"]: sample_json(ItemRecord.from_dict(row), stems[row["item_id"]])
+        row["item_id"]: sample_json(ItemRecord.from_dict(row), records[row["item_id"]])
         for row in dataset.items.to_dict("records")
     }
 

@@ -19,6 +19,7 @@ from manifests.derive import Written, derived_header, new_folder, place_file, wr
 from manifests.errors import ManifestError
 from manifests.listing import audio_paths, require_folder_form
 from manifests.schema import item_dir
+from manifests.tables import with_effect_columns
 from manifests.writer import sorted_tables
 
 
@@ -49,11 +50,10 @@ def _labels(roots: Sequence[Path]) -> list[str]:
 def _check_compatible(parts: Sequence[Dataset]) -> None:
     first = parts[0]
     for part in parts[1:]:
-        if part.header["schema_version"] != first.header["schema_version"]:
+        if part.stem_names != first.stem_names:
             raise ManifestError(
-                f"cannot merge {first.root} (manifest schema {first.header['schema_version']}) "
-                f"with {part.root} (schema {part.header['schema_version']}); rewrite the older "
-                "one with `msaug select OLD --out NEW`, which writes the current schema"
+                f"cannot merge {first.root} (stems {list(first.stem_names)}) with {part.root} "
+                f"(stems {list(part.stem_names)}): every item of a dataset has the same stems"
             )
         if part.sample_rate != first.sample_rate:
             raise ManifestError(
@@ -61,6 +61,17 @@ def _check_compatible(parts: Sequence[Dataset]) -> None:
                 f"({part.sample_rate} Hz): datasets of different sample rates do not mix; "
                 "render them at one rate"
             )
+
+
+def _union_effect_columns(parts: Sequence[Dataset]) -> dict[str, list[str]]:
+    """Every part's declared effect columns, in first-seen order (parts written by different
+    msaug releases may declare different effects)."""
+    declared: dict[str, list[str]] = {}
+    for part in parts:
+        for kind, params in part.header["effect_columns"].items():
+            known = declared.setdefault(kind, [])
+            known += [p for p in params if p not in known]
+    return declared
 
 
 def _shards_of_one_render(parts: Sequence[Dataset]) -> bool:
@@ -75,8 +86,8 @@ def _shards_of_one_render(parts: Sequence[Dataset]) -> bool:
     )
 
 
-def _moved(path: str, split: str, item_id: str) -> str:
-    return str(item_dir(split, item_id) / PurePosixPath(path).name)
+def _moved(path: str, subset: str, item_id: str) -> str:
+    return str(item_dir(subset, item_id) / PurePosixPath(path).name)
 
 
 def _renamed_tables(
@@ -85,17 +96,17 @@ def _renamed_tables(
     items = part.items.copy()
     stems = part.stems.copy()
     old_ids = items["item_id"]
-    split = dict(zip(old_ids, items["split"], strict=True))
+    subset = dict(zip(old_ids, items["subset"], strict=True))
     items["item_id"] = old_ids.map(lambda i: renamed.get(i, i))
     items["mixture_path"] = [
         _moved(path, s, new) if old in renamed else path
         for path, s, old, new in zip(
-            items["mixture_path"], items["split"], old_ids, items["item_id"], strict=True
+            items["mixture_path"], items["subset"], old_ids, items["item_id"], strict=True
         )
     ]
     items["origin"] = [label if not o else f"{label}/{o}" for o in items["origin"]]
     stems["path"] = [
-        _moved(path, split[old], renamed[old]) if old in renamed else path
+        _moved(path, subset[old], renamed[old]) if old in renamed else path
         for path, old in zip(stems["path"], stems["item_id"], strict=True)
     ]
     stems["item_id"] = stems["item_id"].map(lambda i: renamed.get(i, i))
@@ -127,9 +138,11 @@ def merge(
         ]
     items = pd.concat([t[0] for t in tables], ignore_index=True)
     stems = pd.concat([t[1] for t in tables], ignore_index=True)
-    header = derived_header(parts[0].header, len(items), command)
+    header = derived_header(parts[0].header, command)
+    header["effect_columns"] = _union_effect_columns(parts)
+    stems = with_effect_columns(stems, header["effect_columns"])
     if rejoin:
-        items, stems = sorted_tables(items, stems)
+        items, stems = sorted_tables(items, stems, parts[0].stem_names)
         header["identity"] = parts[0].header["identity"]
     else:
         header["identity"] = {"merge": [part.header.get("identity") for part in parts]}

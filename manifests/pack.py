@@ -37,8 +37,8 @@ from manifests.listing import (
     sample_files,
     sample_jsons,
 )
-from manifests.schema import DATASET_JSON, ITEMS_FILE, STEMS_FILE
-from manifests.writer import write_json
+from manifests.schema import DATASET_JSON, SCHEMA_VERSION
+from manifests.tables import write_json
 
 SHARD_NAME = "shard-{:06d}.tar"
 DEFAULT_SHARD_SIZE = 10**9
@@ -120,9 +120,10 @@ def _read_listed(root: Path, listed: ListedFile) -> bytes:
     return data
 
 
-def _copy_manifest(source: Path, target: Path) -> None:
+def _copy_manifest(dataset: Dataset, target: Path) -> None:
     """Tables and card first, dataset.json last: the header marks a finished folder."""
-    for relative in (ITEMS_FILE, STEMS_FILE, CARD_FILE, DATASET_JSON):
+    source = dataset.root
+    for relative in (*dataset.table_files(), CARD_FILE, DATASET_JSON):
         if (source / relative).is_file():
             (target / relative).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source / relative, target / relative)
@@ -138,6 +139,11 @@ def pack(
     root = Path(root)
     dataset = Dataset.open(root)
     require_folder_form(dataset)
+    if dataset.schema_version != SCHEMA_VERSION:
+        raise ManifestError(
+            f"{root} is a manifest schema {dataset.schema_version} dataset; shards are written "
+            f"in schema {SCHEMA_VERSION}: run `msaug migrate {root}` first"
+        )
     jsons = sample_jsons(dataset)
     samples = list(sample_files(dataset, jsons).values())
     plan = plan_shards([_tar_bytes([f.bytes for f in s]) for s in samples], shard_size)
@@ -163,7 +169,7 @@ def pack(
             index["shards"].append({"name": name, "bytes": size, "items": ids})
         bar.close()
         write_json(folder / SHARDS_INDEX, index)
-        _copy_manifest(root, folder)
+        _copy_manifest(dataset, folder)
     return [Path(out) / shard["name"] for shard in index["shards"]]
 
 
@@ -201,7 +207,7 @@ def unpack(shards: str | Path, out: str | Path, progress: bool = False) -> Writt
                 f"{len(expected)} files of the manifest are in no shard (first: "
                 f"{next(iter(expected))}); run `msaug verify {shards}`"
             )
-        _copy_manifest(shards, folder)
+        _copy_manifest(dataset, folder)
     return Written(Path(out), len(dataset), 0, n_audio)
 
 

@@ -17,11 +17,16 @@ from matplotlib.ticker import MaxNLocator
 
 from manifests.dataset import Dataset
 from manifests.files import atomic_path
-from manifests.schema import MIXTURE, STEM_NAMES
-from manifests.stats import LEVEL_MEASURES, PARAMETER_COLUMNS, DatasetStats
+from manifests.schema import MIXTURE
+from manifests.stats import LEVEL_MEASURES, DatasetStats, parameter_columns
 
-COLORS = {"vocals": "tab:blue", "drums": "tab:orange", "bass": "tab:green", "other": "tab:red"}
-COLORS[MIXTURE] = "black"
+MUSDB_COLORS = {"vocals": "tab:blue", "drums": "tab:orange", "bass": "tab:green"}
+MUSDB_COLORS.update(other="tab:red", **{MIXTURE: "black"})
+_CYCLE = ("tab:purple", "tab:brown", "tab:pink", "tab:gray", "tab:olive", "tab:cyan")
+
+
+def _color(name: str, index: int) -> str:
+    return MUSDB_COLORS.get(name, _CYCLE[index % len(_CYCLE)])
 
 
 def _histograms(ax, samples: dict[str, pd.Series], title: str) -> None:
@@ -36,13 +41,13 @@ def _histograms(ax, samples: dict[str, pd.Series], title: str) -> None:
     values = np.concatenate(list(samples.values()))
     bins = int(np.clip(np.sqrt(len(values)), 5, 40))  # fewer, fuller bins for small datasets
     edges = np.histogram_bin_edges(values, bins=bins)
-    for name, values in samples.items():
+    for index, (name, values) in enumerate(samples.items()):
         ax.hist(
             values,
             bins=edges,
             histtype="step",
             linewidth=1.5,
-            color=COLORS[name],
+            color=_color(name, index),
             label=f"{name} (n={len(values)})",
         )
     ax.set_ylabel("stems" if MIXTURE not in samples else "files")
@@ -52,16 +57,19 @@ def _histograms(ax, samples: dict[str, pd.Series], title: str) -> None:
 
 def parameters_figure(dataset: Dataset) -> Figure:
     stems = dataset.stems
+    # Constant columns (a fixed wet level, say) make empty-looking panels; the table has them.
+    columns = [c for c in parameter_columns(dataset) if stems[c].nunique() > 1] or ["-"]
     cols = 3
-    rows = math.ceil(len(PARAMETER_COLUMNS) / cols)
+    rows = math.ceil(len(columns) / cols)
     fig = Figure(figsize=(5 * cols, 3.6 * rows), layout="constrained")
     fig.suptitle(f"Effect parameters where applied ({len(dataset)} items)")
     axes = fig.subplots(rows, cols, squeeze=False).ravel()
-    for ax, column in zip(axes, PARAMETER_COLUMNS, strict=False):
-        samples = {stem: stems.loc[stems["stem"] == stem, column] for stem in STEM_NAMES}
+    for ax, column in zip(axes, columns, strict=False):
+        values = stems[column] if column in stems else pd.Series(dtype=float)
+        samples = {stem: values[stems["stem"] == stem] for stem in dataset.stem_names}
         _histograms(ax, samples, column)
         ax.set_xlabel(column)
-    for ax in axes[len(PARAMETER_COLUMNS) :]:
+    for ax in axes[len(columns) :]:
         ax.set_visible(False)
     return fig
 
@@ -71,7 +79,7 @@ def levels_figure(dataset: Dataset) -> Figure:
     fig = Figure(figsize=(12, 4.2), layout="constrained")
     fig.suptitle(f"Levels of stems and mixtures ({len(dataset)} items)")
     for ax, measure in zip(fig.subplots(1, len(LEVEL_MEASURES)), LEVEL_MEASURES, strict=True):
-        samples = {stem: stems.loc[stems["stem"] == stem, measure] for stem in STEM_NAMES}
+        samples = {stem: stems.loc[stems["stem"] == stem, measure] for stem in dataset.stem_names}
         samples[MIXTURE] = items[f"mixture_{measure}"]
         _histograms(ax, samples, measure)
         ax.set_xlabel("RMS (dBFS)" if measure == "rms_db" else "peak (linear, 1.0 = full scale)")
@@ -81,7 +89,8 @@ def levels_figure(dataset: Dataset) -> Figure:
 def coverage_figure(stats: DatasetStats) -> Figure:
     """Grouped horizontal bars, one row per source track, so long track names stay legible."""
     counts = stats.coverage.pivot(index="source_track", columns="stem", values="items")
-    counts = counts.reindex(columns=[s for s in STEM_NAMES if s in counts.columns]).fillna(0)
+    order = list(dict.fromkeys(stats.coverage["stem"]))
+    counts = counts.reindex(columns=[s for s in order if s in counts.columns]).fillna(0)
     counts = counts.sort_index(ascending=False)
     fig = Figure(figsize=(10, 1.6 + 0.32 * len(counts)), layout="constrained")
     ax = fig.subplots()

@@ -1,9 +1,10 @@
 """Typed rows of the two manifest tables.
 
-One `ItemRecord` per rendered item (its mixture) and one `StemRecord` per (item, stem). Effects
-that the render stage knows how to describe get typed columns (`pitch_semitones`, ...), so an
-ablation is a pandas query; the complete ordered chain, including effects without typed columns,
-is kept as JSON in `StemRecord.chain` so that any row can be re-rendered.
+One `ItemRecord` per item (a rendered mixture, or a real validation song) and one `StemRecord`
+per (item, stem). A stem's ordered effect chain is a native column (`effects`: a list of
+`{kind, params}` structs), enough to re-render the stem. The typed columns that make ablations
+a pandas query (`<kind>_applied`, `<kind>_<param>`) are derived from it when the table is
+written, for the effect kinds the dataset declares; this package names none of them.
 """
 
 from __future__ import annotations
@@ -11,18 +12,15 @@ from __future__ import annotations
 import dataclasses
 import math
 import typing
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-# Typed effect columns, by column prefix: the chain entry `kind` they describe and its parameters
-# (column -> parameter). `<prefix>_applied` says whether the effect is in the chain; parameter
-# columns of an effect that was not applied hold null (NaN in pandas).
-EFFECT_COLUMNS: dict[str, tuple[str, dict[str, str]]] = {
-    "pitch": ("pitch_shift", {"pitch_semitones": "semitones"}),
-    "stretch": ("time_stretch", {"stretch_factor": "factor"}),
-    "comp": ("compressor", {"comp_threshold_db": "threshold_db", "comp_ratio": "ratio"}),
-    "reverb": ("reverb", {"reverb_room_size": "room_size", "reverb_damping": "damping"}),
-}
+from manifests.errors import ManifestError
+
+ROLES = ("train", "valid")
+"""`train`: a rendered item; `valid`: a real song kept for validation (mixture == sum of its
+stems holds for rendered rows only)."""
 
 
 class _Record:
@@ -34,12 +32,14 @@ class _Record:
         return dataclasses.asdict(self)  # type: ignore[call-overload]
 
     @classmethod
-    def from_dict(cls, row: dict[str, Any]):
+    def from_dict(cls, row: Mapping[str, Any], derived: Collection[str] = ()):
+        """A record from a table row; `derived` names columns computed from the record
+        (the typed effect columns), which are left out."""
         names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-        unknown = set(row) - names
+        unknown = set(row) - names - set(derived)
         if unknown:
             raise ValueError(f"{cls.table} row has unknown columns {sorted(unknown)}")
-        clean = {k: (None if _is_missing(v) else _plain(v)) for k, v in row.items()}
+        clean = {k: (None if _is_missing(v) else _plain(v)) for k, v in row.items() if k in names}
         return cls(**clean)
 
     @classmethod
@@ -53,18 +53,36 @@ def _is_missing(value: Any) -> bool:
 
 
 def _plain(value: Any) -> Any:
-    """numpy scalars from pandas rows -> Python scalars, so records compare and serialise."""
-    return value.item() if hasattr(value, "item") and not isinstance(value, (str, bytes)) else value
+    """numpy scalars and arrays from pandas rows -> Python values, so records compare and
+    serialise; the `effects` column comes back from Arrow as maps of (key, value) pairs."""
+    if isinstance(value, (str, bytes)):
+        return value
+    if hasattr(value, "tolist") and not hasattr(value, "item"):
+        value = value.tolist()
+    if isinstance(value, list):
+        return normalise_effects(value)
+    return value.item() if hasattr(value, "item") else value
+
+
+def normalise_effects(effects: Sequence[Any]) -> list[dict[str, Any]]:
+    """`[{kind, params}]` with params as a plain dict of floats, however Arrow returned them."""
+    chain = []
+    for entry in effects:
+        params = entry["params"]
+        pairs = params.items() if isinstance(params, Mapping) else params
+        chain.append({"kind": str(entry["kind"]), "params": {str(k): float(v) for k, v in pairs}})
+    return chain
 
 
 @dataclass(frozen=True)
 class ItemRecord(_Record):
-    """One rendered mixture and how it was drawn."""
+    """One item: a rendered mixture and how it was drawn, or a real validation song."""
 
     table: ClassVar[str] = "items"
 
     item_id: str
-    split: str
+    subset: str
+    role: str
     mode: str
     seconds: float
     sample_rate: int
@@ -96,35 +114,43 @@ class StemRecord(_Record):
     offset_seconds: float
     duration_seconds: float
     gain_db: float
-    chain: str
+    effects: list[dict[str, Any]]
     path: str
     checksum: str
     bytes: int
     rms_db: float
     peak: float
     activity: float
-    pitch_applied: bool = False
-    pitch_semitones: float | None = None
-    stretch_applied: bool = False
-    stretch_factor: float | None = None
-    comp_applied: bool = False
-    comp_threshold_db: float | None = None
-    comp_ratio: float | None = None
-    reverb_applied: bool = False
-    reverb_room_size: float | None = None
-    reverb_damping: float | None = None
 
 
-def effect_columns(chain: list[dict[str, Any]]) -> dict[str, Any]:
-    """The typed columns for an ordered chain of effect dicts (each with a `kind` key).
+def applied_column(kind: str) -> str:
+    return f"{kind}_applied"
+
+
+def param_column(kind: str, param: str) -> str:
+    return f"{kind}_{param}"
+
+
+def effect_columns(
+    effects: Sequence[Mapping[str, Any]], declared: Mapping[str, Sequence[str]]
+) -> dict[str, Any]:
+    """The typed columns of one chain, for the effect kinds `declared` (kind -> parameters).
 
     A chain may hold an effect kind twice (a user config can add it); the typed columns then
-    describe the first occurrence and the JSON chain keeps all of them.
+    describe the first occurrence and `effects` keeps all of them. A kind the declaration does
+    not name is refused: every effect that occurs must be selectable with `--where`.
     """
+    undeclared = {e["kind"] for e in effects} - set(declared)
+    if undeclared:
+        raise ManifestError(
+            f"effects {sorted(undeclared)} are not in the dataset's effect_columns "
+            f"({sorted(declared)}); declare every effect kind the render can apply"
+        )
     columns: dict[str, Any] = {}
-    for prefix, (kind, params) in EFFECT_COLUMNS.items():
-        entry = next((e for e in chain if e.get("kind") == kind), None)
-        columns[f"{prefix}_applied"] = entry is not None
-        for column, param in params.items():
-            columns[column] = None if entry is None else float(entry[param])
+    for kind, params in declared.items():
+        entry = next((e for e in effects if e["kind"] == kind), None)
+        columns[applied_column(kind)] = entry is not None
+        for param in params:
+            value = None if entry is None else entry["params"].get(param)
+            columns[param_column(kind, param)] = None if value is None else float(value)
     return columns

@@ -14,12 +14,21 @@ from typing import Any
 import pandas as pd
 
 from manifests.dataset import Dataset
-from manifests.records import EFFECT_COLUMNS
-from manifests.schema import MIXTURE, STEM_NAMES
+from manifests.records import param_column
+from manifests.schema import MIXTURE
 
 LEVEL_MEASURES = ("rms_db", "peak")
-PARAMETER_COLUMNS = [c for _, params in EFFECT_COLUMNS.values() for c in params]
-_KIND_OF = {prefix: kind for prefix, (kind, _) in EFFECT_COLUMNS.items()}
+
+
+def parameter_columns(dataset: Dataset) -> list[str]:
+    """The typed parameter columns the dataset declares that hold a value somewhere."""
+    stems = dataset.stems
+    columns = [
+        param_column(kind, param)
+        for kind, params in dataset.header["effect_columns"].items()
+        for param in params
+    ]
+    return [c for c in columns if c in stems.columns and stems[c].notna().any()]
 
 
 @dataclass(frozen=True)
@@ -106,15 +115,14 @@ def _config(identity: Any) -> dict[str, Any]:
 
 
 def _probabilities(specs: Any) -> dict[str, float]:
-    """`{<effect>: {"p": ...}}` -> p by chain kind; an effect may be keyed by its chain kind
-    (`pitch_shift`) or its column prefix (`pitch`). Anything else reads as "not said"."""
+    """`{<effect>: {"p": ...}}` -> p by chain kind. Anything else reads as "not said"."""
     if not isinstance(specs, dict):
         return {}
     found = {}
     for name, spec in specs.items():
         p = spec.get("p") if isinstance(spec, dict) else None
         if isinstance(p, (int, float)) and not isinstance(p, bool):
-            found[_KIND_OF.get(name, name)] = float(p)
+            found[name] = float(p)
     return found
 
 
@@ -133,17 +141,17 @@ def shared_probabilities(identity: Any) -> dict[str, float]:
 def _effects(dataset: Dataset) -> pd.DataFrame:
     """Applied rates per stem and effect, overall and per mode (modes may use other specs)."""
     stems = dataset.stems.merge(dataset.items[["item_id", "mode"]], on="item_id")
-    stems["kinds"] = stems["chain"].map(lambda c: {entry.get("kind") for entry in json.loads(c)})
+    stems["kinds"] = stems["effects"].map(lambda chain: {entry["kind"] for entry in chain})
     identity = dataset.header.get("identity")
     shared = shared_probabilities(identity)
     modes = sorted(stems["mode"].unique())
     rows = []
-    for stem in STEM_NAMES:
+    declared = list(dataset.header["effect_columns"])
+    for stem in dataset.stem_names:
         rows_of_stem = stems[stems["stem"] == stem]
         configured = configured_probabilities(identity, stem)
-        seen = set().union(*rows_of_stem["kinds"])
-        names = list(_KIND_OF.values())
-        names += sorted((seen | set(configured) | set(shared)) - set(names))
+        wanted = set().union(*rows_of_stem["kinds"]) | set(configured) | set(shared)
+        names = [k for k in declared if k in wanted] + sorted(wanted - set(declared))
         for kind in names:
             applied = rows_of_stem["kinds"].map(lambda k, kind=kind: kind in k)
             by_mode = applied.groupby(rows_of_stem["mode"]).mean()
@@ -176,11 +184,11 @@ def _summary(values: pd.Series) -> dict[str, Any]:
 
 def compute_stats(dataset: Dataset) -> DatasetStats:
     items, stems = dataset.items, dataset.stems
-    by_stem = {stem: stems[stems["stem"] == stem] for stem in STEM_NAMES}
+    by_stem = {stem: stems[stems["stem"] == stem] for stem in dataset.stem_names}
     parameters = [
         {"stem": stem, "column": column, **_summary(rows[column])}
         for stem, rows in by_stem.items()
-        for column in PARAMETER_COLUMNS
+        for column in parameter_columns(dataset)
     ]
     levels = [
         {"source": stem, "measure": measure, **_summary(rows[measure])}
@@ -194,7 +202,7 @@ def compute_stats(dataset: Dataset) -> DatasetStats:
     coverage = (
         stems.groupby(["stem", "source_track"], sort=False).size().rename("items").reset_index()
     )
-    rank = {stem: i for i, stem in enumerate(STEM_NAMES)}
+    rank = {stem: i for i, stem in enumerate(dataset.stem_names)}
     coverage = coverage.sort_values(
         ["stem", "source_track"], key=lambda c: c.map(rank) if c.name == "stem" else c
     ).reset_index(drop=True)

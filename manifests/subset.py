@@ -19,7 +19,7 @@ def write_selection(
 ) -> Written:
     """Write `selection` (from `Dataset.select`) to `out` with its audio linked or copied."""
     require_folder_form(selection)
-    header = derived_header(selection.header, len(selection), command)
+    header = derived_header(selection.header, command)
     header["where"] = selection.where
     header["parent"] = {
         "root": str(selection.root.resolve()),

@@ -23,7 +23,7 @@ import soundfile as sf
 from joblib import Parallel, delayed
 from tqdm import tqdm
 
-from manifests.checksum import CHECKSUM_ALGO, bytes_checksum
+from manifests.checksum import CHECKSUM_ALGO, bytes_checksum, file_checksum
 from manifests.dataset import Dataset
 from manifests.errors import ManifestError
 from manifests.listing import (
@@ -35,7 +35,8 @@ from manifests.listing import (
     sample_jsons,
 )
 from manifests.pack import iter_members, read_index
-from manifests.schema import DATASET_JSON, ITEMS_FILE, PARTS_DIR, STEM_NAMES, STEMS_FILE
+from manifests.schema import DATASET_JSON, PARTS_DIR, SCHEMA_VERSION, TABLES, table_dir
+from manifests.tables import content_digest, listed_table_files, with_effect_columns
 
 PROBLEM_KINDS = ("missing", "truncated", "altered", "unreadable", "shape", "unlisted", "manifest")
 WATCHED_SUFFIXES = frozenset(
@@ -62,6 +63,9 @@ class VerifyReport:
     quick: bool
     files: int
     problems: tuple[Problem, ...]
+    schema_version: int = SCHEMA_VERSION
+    digest: str | None = None
+    """The digest dataset.json records (None for schema 1, which has none)."""
 
     @property
     def ok(self) -> bool:
@@ -73,14 +77,22 @@ class VerifyReport:
 
     def summary(self) -> str:
         checked = "existence and sizes" if self.quick else "sizes, checksums and audio shapes"
+        if self.digest is None:
+            tables = (
+                f"manifest schema {self.schema_version}: no digest, so the tables themselves "
+                "are unchecked (`msaug migrate` adds one)"
+            )
+        else:
+            tables = f"manifest schema {self.schema_version}, digest {self.digest}"
         if self.ok:
             return (
-                f"OK: {self.files} files of {self.root} ({self.form}) match the manifest: {checked}"
+                f"OK: {self.files} files of {self.root} ({self.form}) match the manifest: "
+                f"{checked}; {tables}"
             )
         counts = ", ".join(f"{n} {kind}" for kind, n in self.counts().items())
         return (
             f"FAILED: {len(self.problems)} problems in {self.files} files of {self.root} "
-            f"({self.form}; {counts}); checked {checked}"
+            f"({self.form}; {counts}); checked {checked}; {tables}"
         )
 
 
@@ -183,7 +195,7 @@ def _manifest_problems(dataset: Dataset) -> list[Problem]:
             )
         )
     parts = dataset.root / PARTS_DIR
-    if parts.is_dir() and any(parts.iterdir()):
+    if parts.is_dir() and any(p.is_file() for p in parts.rglob("*")):
         problems.append(
             Problem(
                 "manifest", PARTS_DIR, "holds unfolded batches: the render did not finish; rerun it"
@@ -192,19 +204,67 @@ def _manifest_problems(dataset: Dataset) -> list[Problem]:
     orphans = sorted(set(dataset.stems["item_id"]) - set(dataset.items["item_id"]))
     if orphans:
         problems.append(
-            Problem("manifest", STEMS_FILE, f"stem rows of items not in the items table: {orphans}")
+            Problem("manifest", "stems", f"stem rows of items not in the items table: {orphans}")
         )
+    expected = sorted(dataset.stem_names)
     stems_of = dataset.stems.groupby("item_id")["stem"].apply(sorted)
     for item_id in dataset.items["item_id"]:
         found = stems_of.get(item_id, [])
-        if found != sorted(STEM_NAMES):
+        if found != expected:
             problems.append(
-                Problem(
-                    "manifest",
-                    ITEMS_FILE,
-                    f"item {item_id} has stem rows {found}, expected {sorted(STEM_NAMES)}",
-                )
+                Problem("manifest", "items", f"item {item_id} has stem rows {found}, expected {expected}")
             )
+    if dataset.schema_version == SCHEMA_VERSION:
+        problems += _table_problems(dataset)
+    return problems
+
+
+def _table_problems(dataset: Dataset) -> list[Problem]:
+    """Table files against their listing, the digest against the content, and the typed
+    effect columns against the chains they are derived from."""
+    problems = []
+    listed = set()
+    for table in TABLES:
+        for entry in listed_table_files(dataset.header, table):
+            listed.add(entry["path"])
+            path = dataset.root / entry["path"]
+            if path.stat().st_size != entry.get("bytes") or file_checksum(path) != entry.get(
+                "checksum"
+            ):
+                problems.append(
+                    Problem("manifest", entry["path"], f"differs from its size and checksum in {DATASET_JSON}")
+                )
+        folder = dataset.root / table_dir(table)
+        for path in sorted(folder.iterdir()) if folder.is_dir() else []:
+            relative = path.relative_to(dataset.root).as_posix()
+            if relative not in listed and not path.name.startswith("."):
+                problems.append(
+                    Problem("unlisted", relative, f"in the {table} table folder, not in {DATASET_JSON}")
+                )
+    digest = content_digest(dataset.header, dataset.items, dataset.stems)
+    if digest != dataset.header.get("digest"):
+        problems.append(
+            Problem(
+                "manifest",
+                DATASET_JSON,
+                f"digest is {dataset.header.get('digest')}, the content gives {digest}: a row, "
+                "the identity or a declaration was edited",
+            )
+        )
+    derived = dataset.derived_columns
+    recomputed = with_effect_columns(dataset.stems, dataset.header["effect_columns"])[derived]
+    stored = dataset.stems[derived]
+    differs = ~((recomputed == stored) | (recomputed.isna() & stored.isna())).all(axis=1)
+    if differs.any():
+        first = dataset.stems.loc[differs.idxmax(), ["item_id", "stem"]].tolist()
+        problems.append(
+            Problem(
+                "manifest",
+                "stems",
+                f"typed effect columns disagree with `effects` in {int(differs.sum())} rows "
+                f"(first: item {first[0]} {first[1]})",
+            )
+        )
     return problems
 
 
@@ -277,4 +337,5 @@ def verify(
         known = {f.path for f in listed}
     problems += _unlisted(root, known)
     ordered = tuple(sorted(problems, key=lambda p: (p.path, PROBLEM_KINDS.index(p.kind))))
-    return VerifyReport(root, form, quick, n_files, ordered)
+    digest = dataset.header.get("digest") if dataset.schema_version == SCHEMA_VERSION else None
+    return VerifyReport(root, form, quick, n_files, ordered, dataset.schema_version, digest)

@@ -7,15 +7,16 @@ decaying tones and noise bursts, distinct per stem, so a model can learn somethi
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
 from manifests import DatasetWriter, ItemRecord, StemRecord
 from manifests.files import quantize, write_audio
-from manifests.records import effect_columns
 from manifests.schema import MIXTURE, STEM_NAMES, audio_path
+
+EFFECT_COLUMNS = {"pitch_shift": ["semitones"], "reverb": ["room_size", "wet_level"]}
+"""What an effect registry would declare; the factory's datasets only pitch-shift."""
 
 MODES = ("coherent", "incoherent")
 
@@ -43,7 +44,9 @@ def make_dataset(
     """Write `n_items` items (alternating modes, every other vocals pitch-shifted) to `root`."""
     root = Path(root)
     identity = {"factory": True, "seed": seed, "seconds": seconds, "sample_rate": sample_rate}
-    writer = DatasetWriter.open(root, identity=identity, meta={"command": "tests.factory"})
+    writer = DatasetWriter.open(
+        root, identity, {"command": "tests.factory"}, STEM_NAMES, EFFECT_COLUMNS
+    )
     frames = round(seconds * sample_rate)
     items, stems = [], []
     for index in range(n_items):
@@ -53,8 +56,8 @@ def make_dataset(
         for stem in STEM_NAMES:
             audio = quantize(_stem_audio(stem, rng, frames, sample_rate), "PCM_16")
             quantized[stem] = audio
-            chain = (
-                [{"kind": "pitch_shift", "semitones": 1.5}]
+            effects = (
+                [{"kind": "pitch_shift", "params": {"semitones": 1.5}}]
                 if stem == "vocals" and index % 2
                 else []
             )
@@ -69,14 +72,13 @@ def make_dataset(
                     offset_seconds=float(index),
                     duration_seconds=seconds,
                     gain_db=0.0,
-                    chain=json.dumps(chain),
+                    effects=effects,
                     path=rel,
                     checksum=info.checksum,
                     bytes=info.bytes,
                     rms_db=float(20 * np.log10(np.sqrt(np.mean(audio**2)) + 1e-12)),
                     peak=float(np.abs(audio).max()),
                     activity=1.0,
-                    **effect_columns(chain),
                 )
             )
         mixture = quantize(sum(quantized.values()), "PCM_16")
@@ -85,7 +87,8 @@ def make_dataset(
         items.append(
             ItemRecord(
                 item_id=item_id,
-                split="train",
+                subset="train",
+                role="train",
                 mode=MODES[index % 2],
                 seconds=seconds,
                 sample_rate=sample_rate,

@@ -1,0 +1,61 @@
+"""Rules for every path and name a manifest holds, checked before any tool touches a file.
+
+A dataset can come from someone else, so its tables and dataset.json are untrusted input. Items
+may be folders named after real songs (`Mr. So & So - Eyes`, MUSDB18-HQ's layout), so the rules
+look at each path component, never at an id pattern: a component is not empty, not `.` or
+`..`, does not start with a dot (hidden and temporary files are the writer's), and holds no
+`/`, backslash or control character. A path is relative, made of such components, and ends in
+an allowed extension.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from pathlib import PurePosixPath
+
+from manifests.errors import ManifestError
+
+AUDIO_EXTENSIONS = frozenset({".wav", ".flac"})
+
+
+def name_problem(name: object) -> str | None:
+    """Why `name` cannot be one path component, or None if it can."""
+    if not isinstance(name, str) or not name:
+        return "is empty or not text"
+    if name in (".", ".."):
+        return "is . or .."
+    if name.startswith("."):
+        return "starts with a dot"
+    if "/" in name or "\\" in name:
+        return "contains a slash"
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        return "contains a control character"
+    return None
+
+
+def check_name(name: object, where: str) -> str:
+    problem = name_problem(name)
+    if problem is not None:
+        raise ManifestError(f"{where}: {name!r} {problem}; it cannot name a file in a dataset")
+    return name  # type: ignore[return-value]
+
+
+def check_relative(path: object, where: str, extensions: Collection[str]) -> str:
+    """`path` if it is a safe relative POSIX path inside the dataset with an allowed extension."""
+    if not isinstance(path, str) or not path:
+        raise ManifestError(f"{where}: path {path!r} is empty or not text")
+    if path.startswith("/"):
+        raise ManifestError(f"{where}: path {path!r} is absolute; manifest paths are relative")
+    for part in path.split("/"):
+        problem = name_problem(part)
+        if problem is not None:
+            raise ManifestError(
+                f"{where}: path {path!r} has a component {part!r} that {problem}; "
+                "manifest paths stay inside the dataset"
+            )
+    suffix = PurePosixPath(path).suffix.lower()
+    if suffix not in extensions:
+        raise ManifestError(
+            f"{where}: path {path!r} must end in one of {sorted(extensions)}, not {suffix!r}"
+        )
+    return path
