@@ -1,8 +1,8 @@
 """The render config: effect probabilities and ranges per stem, gains, suitability thresholds.
 
 Defaults reproduce the source project (each effect with p = 0.6; pitch ±2 semitones, stretch
-as a duration factor 0.8–1.2 (> 1 longer), compression threshold 0.3–0.7 of the segment peak with ratio 2–6, reverb room size
-and damping 0.2–0.8 at 0.3 wet / 0.7 dry). A TOML file changes any of it:
+by a duration factor of 0.8–1.2 (> 1 longer), compression threshold 0.3–0.7 of the segment
+peak with ratio 2–6, reverb room size and damping 0.2–0.8 at 0.3 wet / 0.7 dry). A TOML file changes any of it:
 
     [effects.reverb]            # all stems
     p = 0.3

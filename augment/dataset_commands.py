@@ -165,8 +165,7 @@ def migrate(root: Path) -> None:
         click.echo(f"{root} is already manifest schema {SCHEMA_VERSION}; digest {done.digest}")
     else:
         click.echo(
-            f"{root}: manifest schema {done.from_version} -> {SCHEMA_VERSION}; "
-            f"digest {done.digest}"
+            f"{root}: manifest schema {done.from_version} -> {SCHEMA_VERSION}; digest {done.digest}"
         )
 
 

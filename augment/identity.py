@@ -95,7 +95,7 @@ def identity(
 def provenance(settings: RenderSettings, command: str) -> dict[str, Any]:
     return {
         "command": command,
-        "root": str(Path(settings.root).resolve()),
+        "source_root": str(Path(settings.root).resolve()),
         "config_path": settings.config_path,
         "versions": {name: package_version(name) for name in PROVENANCE_PACKAGES},
     }

@@ -13,9 +13,9 @@ from pathlib import Path
 
 from augment.config import Suitability
 from augment.effects import Effect
-from augment.plan import ItemPlan, StemPlan
 from augment.identity import settings_from_identity
 from augment.item import render_item
+from augment.plan import ItemPlan, StemPlan
 from augment.sources import SourceRoot, read_segment
 from manifests import Dataset, ManifestError
 from manifests.card import provenance
@@ -39,7 +39,8 @@ def rerender_item(
     identity = dataset.header.get("identity", {})
     if "seconds" not in identity.get("settings", identity):
         raise ManifestError(f"{dataset.root} was not written by msaug render; nothing to rerender")
-    root = source_root or identity.get("root") or provenance(dataset.header).get("root")
+    made = provenance(dataset.header)
+    root = source_root or identity.get("root") or made.get("source_root")
     settings = settings_from_identity(identity, str(root))
     sources = SourceRoot.open(settings.root, settings.source_form)  # type: ignore[arg-type]
     item, stem_rows = dataset.item(item_id)

@@ -15,13 +15,13 @@ from manifests.writer import DatasetWriter
 
 __all__ = [
     "CHECKSUM_ALGO",
+    "ROLES",
     "SCHEMA_VERSION",
     "STEM_NAMES",
     "Dataset",
     "DatasetWriter",
     "ItemRecord",
     "ManifestError",
-    "ROLES",
     "StemRecord",
     "file_checksum",
 ]

@@ -82,7 +82,9 @@ def _check_rows(items: pd.DataFrame, stems: pd.DataFrame) -> None:
             raise ManifestError(f"{where}: role {row.role!r} is not one of {list(ROLES)}")
         check_relative(row.mixture_path, where + " mixture_path", AUDIO_EXTENSIONS)
     for row in stems[["item_id", "stem", "path"]].itertuples(index=False):
-        check_relative(row.path, f"stems row ({row.item_id!r}, {row.stem!r}) path", AUDIO_EXTENSIONS)
+        check_relative(
+            row.path, f"stems row ({row.item_id!r}, {row.stem!r}) path", AUDIO_EXTENSIONS
+        )
 
 
 @dataclass

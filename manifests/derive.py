@@ -83,14 +83,11 @@ def derived_header(base: dict[str, Any], command: str | None) -> dict[str, Any]:
     """`base` without its own derivation keys and provenance, restamped for the dataset being
     written: the identity, stems and effect columns carry over, provenance is this command's."""
     header = {k: v for k, v in base.items() if k not in (*DERIVATION_KEYS, "provenance")}
-    header.update(
-        checksum_algo=CHECKSUM_ALGO,
-        provenance={
-            "msaug_version": package_version("msaug"),
-            "created": now(),
-            "command": command,
-        },
-    )
+    made = {"msaug_version": package_version("msaug"), "created": now(), "command": command}
+    source_root = (base.get("provenance") or {}).get("source_root")
+    if source_root is not None:  # where `msaug rerender` finds the songs by default
+        made["source_root"] = source_root
+    header.update(checksum_algo=CHECKSUM_ALGO, provenance=made)
     return header
 
 

@@ -98,7 +98,7 @@ def coverage_figure(stats: DatasetStats) -> Figure:
     positions = np.arange(len(counts))
     for i, stem in enumerate(counts.columns):
         offset = (len(counts.columns) - 1 - i) * height - 0.4 + height / 2
-        ax.barh(positions + offset, counts[stem], height=height, color=COLORS[stem], label=stem)
+        ax.barh(positions + offset, counts[stem], height=height, color=_color(stem, i), label=stem)
     ax.set_yticks(positions, counts.index, fontsize=8)
     ax.set_xlabel("items using the track")
     ax.set_title(f"Source-track coverage per stem ({stats.n_items} items, {len(counts)} tracks)")

@@ -147,10 +147,11 @@ def _effects(dataset: Dataset) -> pd.DataFrame:
     modes = sorted(stems["mode"].unique())
     rows = []
     declared = list(dataset.header["effect_columns"])
+    applied_anywhere = set().union(*stems["kinds"])
     for stem in dataset.stem_names:
         rows_of_stem = stems[stems["stem"] == stem]
         configured = configured_probabilities(identity, stem)
-        wanted = set().union(*rows_of_stem["kinds"]) | set(configured) | set(shared)
+        wanted = applied_anywhere | set(configured) | set(shared)
         names = [k for k in declared if k in wanted] + sorted(wanted - set(declared))
         for kind in names:
             applied = rows_of_stem["kinds"].map(lambda k, kind=kind: kind in k)
@@ -167,7 +168,8 @@ def _effects(dataset: Dataset) -> pd.DataFrame:
                     "shared_p": shared.get(kind),
                 }
             )
-    return pd.DataFrame(rows)
+    columns = ["stem", "effect", "applied", "items", "rate", *(f"rate_{m}" for m in modes)]
+    return pd.DataFrame(rows, columns=[*columns, "configured_p", "shared_p"])
 
 
 def _summary(values: pd.Series) -> dict[str, Any]:
@@ -211,7 +213,9 @@ def compute_stats(dataset: Dataset) -> DatasetStats:
         n_items=len(items),
         modes=modes,
         effects=_effects(dataset),
-        parameters=pd.DataFrame(parameters),
+        parameters=pd.DataFrame(
+            parameters, columns=["stem", "column", "n", "min", "median", "max"]
+        ),
         levels=pd.DataFrame(levels),
         coverage=coverage,
     )

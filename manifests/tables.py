@@ -53,6 +53,8 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
 
 
 def arrow_table(frame: pd.DataFrame, schema: pa.Schema) -> pa.Table:
+    if frame.empty:  # pandas cannot type an empty list column
+        return schema.empty_table()
     return pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
 
 
@@ -135,7 +137,11 @@ def write_tables(
         relative = table_file(name)
         with atomic_path(folder / relative) as temp:
             pq.write_table(table, temp)
-            listed = {"path": relative, "bytes": temp.stat().st_size, "checksum": file_checksum(temp)}
+            listed = {
+                "path": relative,
+                "bytes": temp.stat().st_size,
+                "checksum": file_checksum(temp),
+            }
         tables[name] = [listed]
         written[name] = frame_from_arrow(table)
     header = {**header, "schema_version": SCHEMA_VERSION, "n_items": len(items), "tables": tables}
@@ -186,7 +192,9 @@ def read_tables(root: Path, header: Mapping[str, Any]) -> tuple[pd.DataFrame, pd
     schemas = {"items": ITEMS_SCHEMA, "stems": stems_schema(header["effect_columns"])}
     frames = {}
     for name, schema in schemas.items():
-        parts = [read_parquet(root / e["path"], schema.names) for e in listed_table_files(header, name)]
+        parts = [
+            read_parquet(root / e["path"], schema.names) for e in listed_table_files(header, name)
+        ]
         frames[name] = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
         frames[name] = frames[name][schema.names]
     return frames["items"], frames["stems"]

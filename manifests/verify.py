@@ -212,7 +212,11 @@ def _manifest_problems(dataset: Dataset) -> list[Problem]:
         found = stems_of.get(item_id, [])
         if found != expected:
             problems.append(
-                Problem("manifest", "items", f"item {item_id} has stem rows {found}, expected {expected}")
+                Problem(
+                    "manifest",
+                    "items",
+                    f"item {item_id} has stem rows {found}, expected {expected}",
+                )
             )
     if dataset.schema_version == SCHEMA_VERSION:
         problems += _table_problems(dataset)
@@ -232,14 +236,20 @@ def _table_problems(dataset: Dataset) -> list[Problem]:
                 "checksum"
             ):
                 problems.append(
-                    Problem("manifest", entry["path"], f"differs from its size and checksum in {DATASET_JSON}")
+                    Problem(
+                        "manifest",
+                        entry["path"],
+                        f"differs from its size and checksum in {DATASET_JSON}",
+                    )
                 )
         folder = dataset.root / table_dir(table)
         for path in sorted(folder.iterdir()) if folder.is_dir() else []:
             relative = path.relative_to(dataset.root).as_posix()
             if relative not in listed and not path.name.startswith("."):
                 problems.append(
-                    Problem("unlisted", relative, f"in the {table} table folder, not in {DATASET_JSON}")
+                    Problem(
+                        "unlisted", relative, f"in the {table} table folder, not in {DATASET_JSON}"
+                    )
                 )
     digest = content_digest(dataset.header, dataset.items, dataset.stems)
     if digest != dataset.header.get("digest"):

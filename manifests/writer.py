@@ -169,7 +169,9 @@ class DatasetWriter:
 
     def _item_files(self) -> list[Path]:
         folded = self.root / table_file("items")
-        return ([folded] if folded.exists() else []) + sorted(self._parts("items").glob("*.parquet"))
+        return ([folded] if folded.exists() else []) + sorted(
+            self._parts("items").glob("*.parquet")
+        )
 
     def write_part(
         self, key: str, items: Sequence[ItemRecord], stems: Sequence[StemRecord]

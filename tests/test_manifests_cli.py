@@ -24,10 +24,12 @@ def _run(*args):
 
 def test_select_stats_card_pack_unpack_verify(dataset, tmp_path):
     sub, shards, back = tmp_path / "sub", tmp_path / "shards", tmp_path / "back"
-    result = _run("select", dataset, "--where", "not vocals_pitch_applied", "--out", sub)
+    result = _run("select", dataset, "--where", "not vocals_pitch_shift_applied", "--out", sub)
     assert result.exit_code == 0, result.output
     assert "selected 2 items" in result.stdout and "10 files hard-linked" in result.stdout
-    assert json.loads((sub / DATASET_JSON).read_text())["command"].startswith("msaug ")
+    assert json.loads((sub / DATASET_JSON).read_text())["provenance"]["command"].startswith(
+        "msaug "
+    )
     result = _run("stats", sub, "--json", "--plot", tmp_path / "plots")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["modes"] == {"coherent": 2}

@@ -13,7 +13,7 @@ from manifests.schema import DATASET_JSON
 from manifests.subset import write_selection
 from manifests.verify import verify
 
-WHERE = "mode == 'coherent' and not vocals_pitch_applied and item_index >= 2"
+WHERE = "mode == 'coherent' and not vocals_pitch_shift_applied and item_index >= 2"
 
 
 @pytest.fixture
@@ -24,7 +24,7 @@ def dataset(tmp_path):
 def _expected_ids(parent: Dataset) -> list[str]:
     """The same question answered from the two tables directly, without the wide frame."""
     stems = parent.stems
-    pitched = set(stems.loc[(stems["stem"] == "vocals") & stems["pitch_applied"], "item_id"])
+    pitched = set(stems.loc[(stems["stem"] == "vocals") & stems["pitch_shift_applied"], "item_id"])
     items = parent.items
     keep = (items["mode"] == "coherent") & (items["item_index"] >= 2)
     return [i for i in items.loc[keep, "item_id"] if i not in pitched]

@@ -34,13 +34,14 @@ def test_numbers_agree_with_the_tables(dataset):
     assert stats.n_items == 7
     assert stats.modes == items["mode"].value_counts().to_dict() == {"coherent": 4, "incoherent": 3}
     pitch = _row(stats.effects, stem="vocals", effect="pitch_shift")
-    assert pitch["applied"] == vocals["pitch_applied"].sum() == 3
+    assert pitch["applied"] == vocals["pitch_shift_applied"].sum() == 3
     assert pitch["rate"] == pytest.approx(3 / 7)
     assert (pitch["rate_coherent"], pitch["rate_incoherent"]) == (0.0, 1.0)
-    assert _row(stats.effects, stem="drums", effect="reverb")["applied"] == 0
-    semitones = _row(stats.parameters, stem="vocals", column="pitch_semitones")
+    assert "reverb" not in set(stats.effects["effect"])  # declared, but nothing applies it
+    semitones = _row(stats.parameters, stem="vocals", column="pitch_shift_semitones")
     assert (semitones["n"], semitones["min"], semitones["max"]) == (3, 1.5, 1.5)
-    assert _row(stats.parameters, stem="bass", column="comp_ratio")["n"] == 0
+    assert _row(stats.parameters, stem="bass", column="pitch_shift_semitones")["n"] == 0
+    assert "reverb_room_size" not in set(stats.parameters["column"])  # never applied
     rms = _row(stats.levels, source="drums", measure="rms_db")
     drums = stems.loc[stems["stem"] == "drums", "rms_db"]
     assert (rms["min"], rms["median"], rms["max"]) == (drums.min(), drums.median(), drums.max())
@@ -80,7 +81,7 @@ def test_configured_probability_is_read_where_present(dataset):
     ("identity", "expected"),
     [
         (
-            {"effects": {"vocals": {"pitch": {"p": 0.5}, "reverb": {"p": 1}}}},
+            {"effects": {"vocals": {"pitch_shift": {"p": 0.5}, "reverb": {"p": 1}}}},
             {"pitch_shift": 0.5, "reverb": 1.0},
         ),
         ({"effects": {"vocals": {"pitch_shift": {"p": "high"}, "gain": 3}}}, {}),

@@ -6,14 +6,26 @@ import json
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from factory import make_dataset
 
-from manifests import ManifestError
+from manifests import Dataset, ManifestError
 from manifests.files import write_audio
-from manifests.schema import DATASET_JSON, STEMS_FILE, STEMS_SCHEMA
+from manifests.schema import DATASET_JSON, table_file
+from manifests.tables import write_tables
 from manifests.verify import verify
-from manifests.writer import write_table
+
+STEMS_FILE = table_file("stems")
+
+
+def _republish(root, stems: pd.DataFrame) -> None:
+    """Rewrite the stems table as a careful editor would: listing and digest updated too, so
+    only the inconsistency under test remains."""
+    dataset = Dataset.open(root)
+    write_tables(root, dict(dataset.header), dataset.items, stems)
+
 
 VOCALS = "train/0000001/vocals.wav"
 
@@ -75,11 +87,11 @@ def test_parallel_jobs_give_the_same_report(dataset):
 def test_audio_of_the_wrong_shape_is_reported(dataset):
     """A file whose checksum matches a wrong row (a writer bug) still fails the shape check."""
     info = write_audio(dataset / VOCALS, np.zeros((2, 100), np.float32), 8000)
-    stems = pd.read_parquet(dataset / STEMS_FILE)
+    stems = Dataset.open(dataset).stems
     row = stems["path"] == VOCALS
     stems.loc[row, "checksum"] = info.checksum
     stems.loc[row, "bytes"] = info.bytes
-    write_table(dataset / STEMS_FILE, stems, STEMS_SCHEMA)
+    _republish(dataset, stems)
     (problem,) = verify(dataset).problems
     assert (problem.kind, problem.path) == ("shape", VOCALS)
     assert "100 frames x 2 channels at 8000 Hz, manifest says 8000 x 2 at 8000 Hz" in problem.detail
@@ -95,15 +107,53 @@ def test_header_disagreeing_with_tables_is_reported(dataset):
 
 def test_tables_disagreeing_with_each_other_are_reported(dataset):
     """A stem row moved to an unknown item: its item lacks it, and its file is now unlisted."""
-    stems = pd.read_parquet(dataset / STEMS_FILE)
+    stems = Dataset.open(dataset).stems
     stems.loc[stems["path"] == VOCALS, "item_id"] = "9999999"
-    write_table(dataset / STEMS_FILE, stems, STEMS_SCHEMA)
+    _republish(dataset, stems)
     problems = [(p.kind, p.path) for p in verify(dataset).problems]
     assert problems == [
-        ("manifest", "manifest/items.parquet"),
-        ("manifest", "manifest/stems.parquet"),
+        ("manifest", "items"),
+        ("manifest", "stems"),
         ("unlisted", VOCALS),
     ]
+
+
+def test_an_edited_row_fails_on_the_table_checksum_and_the_digest(dataset):
+    table = pq.read_table(dataset / STEMS_FILE)
+    gains = table.column("gain_db").to_pylist()
+    table = table.set_column(
+        table.schema.get_field_index("gain_db"), "gain_db", pa.array([6.0, *gains[1:]])
+    )
+    header = json.loads((dataset / DATASET_JSON).read_text())
+    pq.write_table(table, dataset / STEMS_FILE)
+    Dataset.open(dataset)  # still opens: the edit is only found by verify
+    problems = {(p.kind, p.path) for p in verify(dataset, quick=True).problems}
+    assert ("manifest", STEMS_FILE) in problems and ("manifest", DATASET_JSON) in problems
+    assert json.loads((dataset / DATASET_JSON).read_text()) == header
+
+
+def test_an_edited_identity_fails_on_the_digest(dataset):
+    header = json.loads((dataset / DATASET_JSON).read_text())
+    header["identity"]["seed"] = 99
+    (dataset / DATASET_JSON).write_text(json.dumps(header))
+    (problem,) = verify(dataset, quick=True).problems
+    assert (problem.kind, problem.path) == ("manifest", DATASET_JSON)
+    assert "digest" in problem.detail
+
+
+def test_typed_columns_edited_apart_from_the_chain_are_reported(dataset):
+    stems = Dataset.open(dataset).stems
+    stems["pitch_shift_applied"] = ~stems["pitch_shift_applied"]
+    _republish(dataset, stems)
+    (problem,) = verify(dataset, quick=True).problems
+    assert (problem.kind, problem.path) == ("manifest", "stems")
+    assert "disagree with `effects`" in problem.detail
+
+
+def test_the_summary_names_schema_and_digest(dataset):
+    report = verify(dataset, quick=True)
+    digest = json.loads((dataset / DATASET_JSON).read_text())["digest"]
+    assert report.ok and digest.startswith("sha256:") and digest in report.summary()
 
 
 def test_not_a_dataset_is_one_clear_line(tmp_path):
