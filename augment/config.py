@@ -2,7 +2,8 @@
 
 Defaults reproduce the source project (each effect with p = 0.6; pitch ±2 semitones, stretch
 by a duration factor of 0.8–1.2 (> 1 longer), compression threshold 0.3–0.7 of the segment
-peak with ratio 2–6, reverb room size and damping 0.2–0.8 at 0.3 wet / 0.7 dry). A TOML file changes any of it:
+peak with ratio 2–6, reverb room size and damping 0.2–0.8 at 0.3 wet / 0.7 dry). A TOML
+file changes any of it:
 
     [effects.reverb]            # all stems
     p = 0.3
