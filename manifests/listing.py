@@ -8,7 +8,6 @@ members named `<item_id>.<name><suffix>` (webdataset's key.extension convention)
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -20,6 +19,7 @@ from manifests.dataset import Dataset
 from manifests.errors import ManifestError
 from manifests.records import ItemRecord, StemRecord
 from manifests.schema import MIXTURE
+from manifests.tables import plain_row
 
 JSON_MEMBER = "json"
 SHARDS_INDEX = "shards.json"
@@ -105,22 +105,11 @@ def sample_json(item: ItemRecord, stems: list[StemRecord]) -> bytes:
     return _json_bytes(item.to_dict(), {s.stem: s.to_dict() for s in stems})
 
 
-def _v1_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    return [
-        {k: None if _missing(v) else (v.item() if hasattr(v, "item") else v) for k, v in r.items()}
-        for r in frame.to_dict("records")
-    ]
-
-
-def _missing(value: Any) -> bool:
-    return isinstance(value, float) and math.isnan(value)
-
-
 def sample_jsons(dataset: Dataset) -> dict[str, bytes]:
     """Per item id, its json member: for a schema-1 dataset as schema 1 packed it (its rows
     as stored), so its shards still verify and unpack."""
     if dataset.v1_tables is not None:
-        items, stems = (_v1_rows(frame) for frame in dataset.v1_tables)
+        items, stems = ([plain_row(r) for r in f.to_dict("records")] for f in dataset.v1_tables)
         by_item: dict[str, dict[str, dict[str, Any]]] = {row["item_id"]: {} for row in items}
         for row in stems:
             by_item[row["item_id"]][row["stem"]] = row

@@ -102,11 +102,16 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def plain_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A pandas row as plain Python values: NaN as None, numpy scalars as Python scalars."""
+    return {key: _plain(value) for key, value in row.items()}
+
+
 def canonical_rows(frame: pd.DataFrame) -> Iterator[bytes]:
     """Each row as compact JSON with sorted keys: nulls as null, floats as their shortest
     round-tripping repr. The same rows give the same bytes whatever wrote the Parquet file."""
     for row in frame.to_dict("records"):
-        clean = {key: _plain(value) for key, value in row.items()}
+        clean = plain_row(row)
         yield json.dumps(clean, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
 
 
