@@ -51,14 +51,21 @@ def _written(what: str, written: Written) -> str:
     show_default=True,
     help="Files (or shards) checked in parallel.",
 )
-def verify(root: Path, quick: bool, jobs: int) -> None:
-    """Check that every file ROOT's manifest lists is there and intact.
+@click.option(
+    "--expect",
+    metavar="DIGEST",
+    help="The digest the dataset's publisher posted; fail unless the dataset has it.",
+)
+def verify(root: Path, quick: bool, jobs: int, expect: str | None) -> None:
+    """Check ROOT's tables, its dataset.json and every file its manifest lists.
 
     ROOT is a rendered folder or a shard folder from `msaug pack`. Reports missing, truncated
-    (size differs), altered (checksum differs), unreadable or misshapen audio, and audio files
-    the manifest does not list. Exit status 1 if there is any problem.
+    (size differs), altered (checksum differs), unreadable or misshapen audio, audio files the
+    manifest does not list, links that lead outside ROOT, table files or rows that differ from
+    dataset.json's checksums and digest, and (with --expect) a digest other than the posted
+    one. Without --expect it proves internal consistency only. Exit status 1 on any problem.
     """
-    report = verify_dataset(root, quick=quick, jobs=jobs, progress=True)
+    report = verify_dataset(root, quick=quick, jobs=jobs, progress=True, expect=expect)
     for problem in report.problems:
         click.echo(str(problem))
     click.echo(report.summary())

@@ -20,6 +20,7 @@ from tqdm import tqdm
 from augment.errors import SourceError
 from augment.sources import STEM_IDS, SourceRoot, Track
 from manifests.files import write_audio
+from manifests.lock import WriterLock, worker_hold
 from manifests.schema import MIXTURE
 
 
@@ -30,7 +31,12 @@ class PrepareSummary:
     out: Path
 
 
-def _decode_track(track: Track, out: Path, subtype: str) -> None:
+def _decode_track(track: Track, out: Path, subtype: str, token: str) -> None:
+    with worker_hold(out, token):
+        _decode_into(track, out, subtype)
+
+
+def _decode_into(track: Track, out: Path, subtype: str) -> None:
     import stempeg
 
     try:
@@ -53,11 +59,16 @@ def prepare_cache(
     """
     source = SourceRoot.open(root, form="stem")
     out = Path(out)
-    todo = [t for t in source.tracks() if not (out / t.subset / t.name / f"{MIXTURE}.wav").exists()]
-    skipped = len(source.tracks()) - len(todo)
-    progress = tqdm(total=len(todo), desc="decoding", unit="track", disable=not todo)
-    parallel = Parallel(n_jobs=jobs, return_as="generator_unordered")
-    for _ in parallel(delayed(_decode_track)(track, out, subtype) for track in todo):
-        progress.update()
-    progress.close()
-    return PrepareSummary(decoded=len(todo), skipped=skipped, out=out)
+    lock = WriterLock.acquire(out, "msaug prepare")
+    try:
+        tracks = source.tracks()
+        todo = [t for t in tracks if not (out / t.subset / t.name / f"{MIXTURE}.wav").exists()]
+        progress = tqdm(total=len(todo), desc="decoding", unit="track", disable=not todo)
+        parallel = Parallel(n_jobs=jobs, return_as="generator_unordered")
+        decode = delayed(_decode_track)
+        for _ in parallel(decode(track, out, subtype, lock.token) for track in todo):
+            progress.update()
+        progress.close()
+    finally:
+        lock.release()
+    return PrepareSummary(decoded=len(todo), skipped=len(tracks) - len(todo), out=out)

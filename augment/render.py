@@ -31,6 +31,7 @@ from augment.settings import RenderSettings, check_settings
 from augment.sources import SourceRoot, Track
 from augment.stretch import frames_to_read
 from manifests import DatasetWriter
+from manifests.lock import WriterLock, worker_hold
 from manifests.schema import STEM_NAMES
 
 __all__ = ["RenderSettings", "RenderSummary", "item_id", "render_dataset"]
@@ -60,6 +61,7 @@ class _Job:
     track_keys: tuple[tuple[str, str], ...]
     listing_digest: str
     out: str
+    lock_token: str
     indices: tuple[int, ...]
 
 
@@ -74,6 +76,13 @@ def _open_sources(root: str, form: str, listing_digest: str) -> SourceRoot:
 
 
 def _render_batch(job: _Job) -> dict[str, Any]:
+    """Render one batch while holding `out`'s lock shared: a worker orphaned by a killed run
+    finishes its batch, then finds the folder taken and stops (`manifests.lock`)."""
+    with worker_hold(job.out, job.lock_token):
+        return _render_indices(job)
+
+
+def _render_indices(job: _Job) -> dict[str, Any]:
     sources = _open_sources(job.settings.root, job.settings.source_form, job.listing_digest)
     tracks = [sources.track(subset, name) for subset, name in job.track_keys]
     items, stems, failed, rejected = [], [], {}, Counter()
@@ -174,44 +183,58 @@ def render_dataset(
     tracks = _eligible_tracks(sources, settings, config)
     started = time.perf_counter()
     out = Path(out)
-    listing = source_listing(tracks)
-    writer = DatasetWriter.open(
-        out,
-        identity(settings, config, listing, sources.form),
-        provenance(settings, command),
-        stems=STEM_NAMES,
-        effect_columns=effect_columns(),
-    )
-    done = writer.done_item_ids()
-    mine = [i for i in range(n) if i % shard[1] == shard[0]]
-    todo = [i for i in mine if item_id(i) not in done]
-    summary = RenderSummary(out=out, skipped=len(mine) - len(todo))
-    keys, digest = tuple((t.subset, t.name) for t in tracks), listing["digest"]
-    jobs_list = [
-        _Job(settings, config, weights, keys, digest, str(out), tuple(todo[i : i + batch_size]))
-        for i in range(0, len(todo), batch_size)
-    ]
-    bar = tqdm(total=len(todo), desc="rendering", unit="item", disable=not progress or not todo)
-    with execution_backend(backend, scheduler):
-        for result in _run_batches(jobs_list, jobs, streaming=backend != "ray"):
-            writer.write_part(item_id(result["indices"][0]), result["items"], result["stems"])
-            summary.rendered += len(result["items"])
-            summary.rejected.update(result["rejected"])
-            summary.failed.update(result["failed"])
-            bar.update(len(result["indices"]))
-    bar.close()
-    summary.seconds = time.perf_counter() - started
-    failed = {str(k): v for k, v in sorted(summary.failed.items())}
-    items, stems = writer.finalize(
-        failed_items=failed,
-        last_run={
-            "rendered": summary.rendered,
-            "rejected_draws": dict(summary.rejected),
-            "wall_seconds": round(summary.seconds, 2),
-        },
-    )
-    summary.total_items = len(items)
-    summary.hours = float(items["seconds"].sum()) / 3600 if len(items) else 0.0
-    summary.bytes = int(items["bytes"].sum() + stems["bytes"].sum()) if len(items) else 0
-    summary.attempts = int(items["attempts"].sum()) if len(items) else 0
-    return summary
+    lock = WriterLock.acquire(out, command)  # before hashing sources: a rival is refused at once
+    try:
+        listing = source_listing(tracks)
+        writer = DatasetWriter.open(
+            out,
+            identity(settings, config, listing, sources.form),
+            provenance(settings, command),
+            stems=STEM_NAMES,
+            effect_columns=effect_columns(),
+            lock=lock,
+        )
+        done = writer.done_item_ids()
+        mine = [i for i in range(n) if i % shard[1] == shard[0]]
+        todo = [i for i in mine if item_id(i) not in done]
+        summary = RenderSummary(out=out, skipped=len(mine) - len(todo))
+        keys, digest = tuple((t.subset, t.name) for t in tracks), listing["digest"]
+        jobs_list = [
+            _Job(
+                settings,
+                config,
+                weights,
+                keys,
+                digest,
+                str(out),
+                writer.lock_token,
+                tuple(todo[i : i + batch_size]),
+            )
+            for i in range(0, len(todo), batch_size)
+        ]
+        bar = tqdm(total=len(todo), desc="rendering", unit="item", disable=not progress or not todo)
+        with execution_backend(backend, scheduler):
+            for result in _run_batches(jobs_list, jobs, streaming=backend != "ray"):
+                writer.write_part(item_id(result["indices"][0]), result["items"], result["stems"])
+                summary.rendered += len(result["items"])
+                summary.rejected.update(result["rejected"])
+                summary.failed.update(result["failed"])
+                bar.update(len(result["indices"]))
+        bar.close()
+        summary.seconds = time.perf_counter() - started
+        failed = {str(k): v for k, v in sorted(summary.failed.items())}
+        items, stems = writer.finalize(
+            failed_items=failed,
+            last_run={
+                "rendered": summary.rendered,
+                "rejected_draws": dict(summary.rejected),
+                "wall_seconds": round(summary.seconds, 2),
+            },
+        )
+        summary.total_items = len(items)
+        summary.hours = float(items["seconds"].sum()) / 3600 if len(items) else 0.0
+        summary.bytes = int(items["bytes"].sum() + stems["bytes"].sum()) if len(items) else 0
+        summary.attempts = int(items["attempts"].sum()) if len(items) else 0
+        return summary
+    finally:
+        lock.release()

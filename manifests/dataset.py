@@ -21,7 +21,8 @@ import pandas as pd
 from manifests import schema_v1
 from manifests.checksum import file_checksum
 from manifests.errors import ManifestError
-from manifests.paths import AUDIO_EXTENSIONS, check_name, check_relative
+from manifests.paths import AUDIO_EXTENSIONS, check_name, check_relative, confined
+from manifests.query import check_query
 from manifests.records import ROLES, ItemRecord, StemRecord
 from manifests.schema import DATASET_JSON, SCHEMA_VERSION, derived_fields
 from manifests.tables import listed_table_files, read_tables
@@ -152,11 +153,15 @@ class Dataset:
         return self.items.join(pd.concat(per_stem, axis=1), on="item_id")
 
     def select(self, where: str | None) -> Dataset:
-        """The items for which the pandas query `where` is true; None or '' selects all."""
+        """The items for which the pandas query `where` is true; None or '' selects all.
+
+        `where` may come from anyone (a shared recipe, a script): `manifests.query` checks it
+        against a whitelist before pandas evaluates it."""
         if not where:
             return self
-        try:
-            mask = self.wide.eval(where)
+        check_query(where, self.wide.columns, self.stem_names)
+        try:  # empty scopes: nothing but the columns is reachable, whatever check_query missed
+            mask = self.wide.eval(where, local_dict={}, global_dict={})
         except Exception as exc:  # pandas raises many types for a bad expression
             raise ManifestError(
                 f"--where {where!r} is not a valid query over this dataset ({exc}); "
@@ -189,7 +194,8 @@ class Dataset:
         return [StemRecord.from_dict(row, derived) for row in self.stems.to_dict("records")]
 
     def path(self, relative: str) -> Path:
-        return self.root / relative
+        """Where a listed file is; never outside the dataset (`paths.confined`)."""
+        return confined(self.root, relative)
 
     def table_files(self) -> list[str]:
         """The table files on disk, relative to the root, for the schema the folder holds."""
@@ -199,4 +205,4 @@ class Dataset:
 
     def manifest_checksum(self) -> str:
         """Identifies the tables a model was trained on (stored next to its checkpoints)."""
-        return "".join(file_checksum(self.root / path) for path in self.table_files())
+        return "".join(file_checksum(self.path(path)) for path in self.table_files())

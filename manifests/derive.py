@@ -1,10 +1,12 @@
 """Writing a dataset made from other datasets: a selection, a merge, an unpacked shard set.
 
 The output is assembled in a hidden sibling folder and renamed onto its name in one step, so a
-crash never leaves a folder that `Dataset.open` accepts but that lacks files; the next run with
-the same `--out` removes the leftover. Audio is hard-linked from its source, so a selection of a
-100 GB dataset costs no disk space. Sharing inodes is safe because dataset files are only ever
-replaced by rename (`files.atomic_path`), never rewritten in place.
+crash never leaves a folder that `Dataset.open` accepts but that lacks files. Each run's temp
+folder has its own name and holds its lock (`manifests.lock`) while it fills: the next run with
+the same `--out` removes leftovers whose writer is dead, and refuses to start while one is alive.
+Audio is hard-linked from its source, so a selection of a 100 GB dataset costs no disk space.
+Sharing inodes is safe because dataset files are only ever replaced by rename
+(`files.atomic_path`), never rewritten in place.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import contextlib
 import glob
 import os
 import shutil
+import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +25,7 @@ import pandas as pd
 
 from manifests.checksum import CHECKSUM_ALGO
 from manifests.errors import ManifestError
+from manifests.lock import WriterLock, holder
 from manifests.tables import write_tables
 from manifests.writer import now, package_version
 
@@ -53,13 +57,28 @@ def new_folder(out: str | Path, sources: Iterable[Path] = ()) -> Iterator[Path]:
             )
     out.parent.mkdir(parents=True, exist_ok=True)
     for stale in glob.glob(glob.escape(str(out.with_name(f".{out.name}{TEMP_FOLDER_MARK}"))) + "*"):
+        writing = holder(stale)
+        if writing is not None:
+            raise ManifestError(
+                f"another msaug (pid {writing.get('pid', '?')}) is writing {out}; wait for it "
+                "or choose another --out"
+            )
         shutil.rmtree(stale)  # left by an interrupted run with the same --out
-    temp = out.with_name(f".{out.name}{TEMP_FOLDER_MARK}{os.getpid()}")
+    temp = out.with_name(f".{out.name}{TEMP_FOLDER_MARK}{os.getpid()}-{uuid.uuid4().hex[:8]}")
     temp.mkdir()
+    lock = WriterLock.acquire(temp)
     try:
         yield temp
-        os.replace(temp, out)  # POSIX rename also replaces an empty folder
+        try:
+            os.replace(temp, out)  # POSIX rename also replaces an empty folder
+        except OSError as exc:
+            raise ManifestError(
+                f"{out} was written by another run meanwhile ({exc.strerror}); choose a new --out"
+            ) from None
+        lock.root = out  # the lock file moved with the folder: remove it from there
+        lock.release(remove=True)
     finally:
+        lock.release()
         if temp.exists():
             shutil.rmtree(temp)
 

@@ -37,6 +37,7 @@ from manifests.listing import (
     sample_files,
     sample_jsons,
 )
+from manifests.paths import check_name, confined
 from manifests.schema import DATASET_JSON, SCHEMA_VERSION
 from manifests.tables import write_json
 
@@ -70,13 +71,28 @@ def parse_size(text: str) -> int:
 
 
 def read_index(root: Path) -> dict[str, Any]:
+    """shards.json, checked: each shard a plain `.tar` name inside `root`, with its size and
+    the ids of its items (the index comes with the dataset, so it is untrusted input)."""
     path = root / SHARDS_INDEX
     try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+        index = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ManifestError(
             f"{path} is missing or corrupt ({exc}); pack the dataset again"
         ) from exc
+    shards = index.get("shards") if isinstance(index, dict) else None
+    if not isinstance(shards, list):
+        raise ManifestError(f"{path} has no list of shards; pack the dataset again")
+    for number, shard in enumerate(shards):
+        where = f"{SHARDS_INDEX} shard {number}"
+        if not isinstance(shard, dict) or set(shard) < {"name", "bytes", "items"}:
+            raise ManifestError(f"{where} lacks name, bytes or items; pack the dataset again")
+        check_name(shard["name"], where + " name")
+        if not shard["name"].endswith(".tar"):
+            raise ManifestError(f"{where}: {shard['name']!r} is not a .tar file name")
+        if not isinstance(shard["bytes"], int) or not isinstance(shard["items"], list):
+            raise ManifestError(f"{where}: bytes must be a number and items a list")
+    return index
 
 
 def _tar_bytes(member_sizes: Sequence[int]) -> int:
@@ -108,7 +124,7 @@ def _add_member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
 
 
 def _read_listed(root: Path, listed: ListedFile) -> bytes:
-    path = root / listed.path
+    path = confined(root, listed.path)
     try:
         data = path.read_bytes()
     except FileNotFoundError as exc:
@@ -174,11 +190,35 @@ def pack(
 
 
 def iter_members(path: Path, read: bool) -> Iterator[tuple[str, int, bytes | None]]:
-    """(name, size, data) of each file in a shard; data is None unless `read`."""
+    """(name, size, data) of each file in a shard; data is None unless `read`.
+
+    Shards are untrusted: a member that is not a regular file (a symlink, hard link, device,
+    folder) or that comes a second time is refused, whatever its name.
+    """
+    seen: set[str] = set()
     with tarfile.open(path, "r:") as tar:
         for info in tar:
+            if not info.isreg():
+                raise ManifestError(
+                    f"{path} holds {info.name!r}, which is a {_member_kind(info)}, not a file; "
+                    "shards written by msaug pack hold files only: do not unpack it"
+                )
+            if info.name in seen:
+                raise ManifestError(
+                    f"{path} holds {info.name!r} twice; shards written by msaug pack hold each "
+                    "file once: do not unpack it"
+                )
+            seen.add(info.name)
             handle = tar.extractfile(info) if read else None
             yield info.name, info.size, handle.read() if handle else None
+
+
+def _member_kind(info: tarfile.TarInfo) -> str:
+    if info.issym():
+        return f"symbolic link to {info.linkname!r}"
+    if info.islnk():
+        return f"hard link to {info.linkname!r}"
+    return "folder" if info.isdir() else "device or special file"
 
 
 def unpack(shards: str | Path, out: str | Path, progress: bool = False) -> Written:

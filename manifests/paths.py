@@ -11,7 +11,7 @@ an allowed extension.
 from __future__ import annotations
 
 from collections.abc import Collection
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 
 from manifests.errors import ManifestError
 
@@ -57,5 +57,21 @@ def check_relative(path: object, where: str, extensions: Collection[str]) -> str
     if suffix not in extensions:
         raise ManifestError(
             f"{where}: path {path!r} must end in one of {sorted(extensions)}, not {suffix!r}"
+        )
+    return path
+
+
+def confined(root: Path, relative: str) -> Path:
+    """`root / relative`, refused if a symbolic link on the way leads outside `root`.
+
+    `check_relative` rules out `..` and absolute paths in the text; a dataset that arrives as a
+    folder can still hold a link (`train/0000001 -> /home/you`), so the path is also resolved
+    before any tool reads, copies or links it. Links that stay inside the dataset are fine.
+    """
+    path = root / relative
+    if not path.resolve().is_relative_to(root.resolve()):
+        raise ManifestError(
+            f"{path} leads outside the dataset {root} through a symbolic link; a dataset's "
+            "files lie inside its folder: replace the link with the file"
         )
     return path

@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 from manifests.checksum import file_checksum
 from manifests.errors import ManifestError
 from manifests.files import atomic_path
-from manifests.paths import check_relative
+from manifests.paths import check_relative, confined
 from manifests.records import ItemRecord, StemRecord, effect_columns, normalise_effects
 from manifests.schema import (
     DATASET_JSON,
@@ -198,7 +198,8 @@ def read_tables(root: Path, header: Mapping[str, Any]) -> tuple[pd.DataFrame, pd
     frames = {}
     for name, schema in schemas.items():
         parts = [
-            read_parquet(root / e["path"], schema.names) for e in listed_table_files(header, name)
+            read_parquet(confined(root, e["path"]), schema.names)
+            for e in listed_table_files(header, name)
         ]
         frames[name] = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
         frames[name] = frames[name][schema.names]

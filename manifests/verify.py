@@ -35,10 +35,21 @@ from manifests.listing import (
     sample_jsons,
 )
 from manifests.pack import iter_members, read_index
+from manifests.paths import confined
 from manifests.schema import DATASET_JSON, PARTS_DIR, SCHEMA_VERSION, TABLES, table_dir
 from manifests.tables import content_digest, listed_table_files, with_effect_columns
 
-PROBLEM_KINDS = ("missing", "truncated", "altered", "unreadable", "shape", "unlisted", "manifest")
+PROBLEM_KINDS = (
+    "missing",
+    "truncated",
+    "altered",
+    "unreadable",
+    "shape",
+    "unlisted",
+    "unsafe",
+    "manifest",
+    "digest",
+)
 WATCHED_SUFFIXES = frozenset(
     {".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".mp4", ".aif", ".aiff", ".tar"}
 )
@@ -66,6 +77,8 @@ class VerifyReport:
     schema_version: int = SCHEMA_VERSION
     digest: str | None = None
     """The digest dataset.json records (None for schema 1, which has none)."""
+    expected: str | None = None
+    """The digest the user expects (`--expect`, the one its publisher posted), if any."""
 
     @property
     def ok(self) -> bool:
@@ -84,6 +97,13 @@ class VerifyReport:
             )
         else:
             tables = f"manifest schema {self.schema_version}, digest {self.digest}"
+        if self.expected is None:
+            tables += (
+                "; this proves internal consistency only: compare the digest with the one its "
+                "publisher posted (`--expect DIGEST`)"
+            )
+        elif self.ok:
+            tables += ", the digest expected: this is the dataset that digest was posted for"
         if self.ok:
             return (
                 f"OK: {self.files} files of {self.root} ({self.form}) match the manifest: "
@@ -131,7 +151,10 @@ def check_content(listed: ListedFile, data: bytes, where: str) -> list[Problem]:
 
 
 def _check_file(root: str, listed: ListedFile, quick: bool) -> list[Problem]:
-    path = os.path.join(root, listed.path)
+    try:
+        path = confined(Path(root), listed.path)
+    except ManifestError as exc:
+        return [Problem("unsafe", listed.path, str(exc))]
     try:
         size = os.stat(path).st_size
     except FileNotFoundError:
@@ -175,6 +198,8 @@ def _check_shard(
                 )
     except (OSError, EOFError, tarfile.TarError) as exc:
         problems.append(Problem("unreadable", name, f"tar read failed ({exc})"))
+    except ManifestError as exc:  # a link, device or duplicate member
+        problems.append(Problem("unsafe", name, str(exc)))
     problems += [
         Problem("missing", f"{name}:{m}", "listed in the manifest, not in the shard")
         for m in unseen
@@ -231,7 +256,7 @@ def _table_problems(dataset: Dataset) -> list[Problem]:
     for table in TABLES:
         for entry in listed_table_files(dataset.header, table):
             listed.add(entry["path"])
-            path = dataset.root / entry["path"]
+            path = dataset.path(entry["path"])
             if path.stat().st_size != entry.get("bytes") or file_checksum(path) != entry.get(
                 "checksum"
             ):
@@ -303,9 +328,17 @@ def _run(
 
 
 def verify(
-    root: str | Path, quick: bool = False, jobs: int = 1, progress: bool = False
+    root: str | Path,
+    quick: bool = False,
+    jobs: int = 1,
+    progress: bool = False,
+    expect: str | None = None,
 ) -> VerifyReport:
-    """Check every file the manifest at `root` lists; a folder or a shard folder."""
+    """Check every file the manifest at `root` lists; a folder or a shard folder.
+
+    With `expect` (a digest posted by the dataset's publisher, like a release's sha256) the
+    recorded digest must equal it; the other checks tie that digest to every row and file.
+    """
     root = Path(root)
     dataset = Dataset.open(root)
     algo = dataset.header.get("checksum_algo")
@@ -346,6 +379,13 @@ def verify(
         n_files = len(listed)
         known = {f.path for f in listed}
     problems += _unlisted(root, known)
-    ordered = tuple(sorted(problems, key=lambda p: (p.path, PROBLEM_KINDS.index(p.kind))))
     digest = dataset.header.get("digest") if dataset.schema_version == SCHEMA_VERSION else None
-    return VerifyReport(root, form, quick, n_files, ordered, dataset.schema_version, digest)
+    if expect is not None and digest != expect:
+        detail = (
+            f"is {digest}, expected {expect}: this is not the dataset that digest was posted for"
+            if digest
+            else f"schema {dataset.schema_version} records none to compare with {expect}"
+        )
+        problems.append(Problem("digest", DATASET_JSON, detail))
+    ordered = tuple(sorted(problems, key=lambda p: (p.path, PROBLEM_KINDS.index(p.kind))))
+    return VerifyReport(root, form, quick, n_files, ordered, dataset.schema_version, digest, expect)

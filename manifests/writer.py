@@ -5,7 +5,9 @@ Rows arrive in batches from render workers. Each batch becomes a pair of Parquet
 part marks the batch done), written atomically. `finalize` folds the parts into the two tables
 (`manifests.tables.write_tables`). A rerun opens the same folder, learns which items exist and
 renders only the rest; the folded tables are sorted by item index, so they are the same
-whatever the batching, the worker count or the number of interruptions.
+whatever the batching, the worker count or the number of interruptions. The writer holds the
+folder's lock (`manifests.lock`) from `open` to `finalize` or `close`, so one folder has one
+writer; its workers pass `lock_token` to `worker_hold`.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import pyarrow.parquet as pq
 from manifests.checksum import CHECKSUM_ALGO
 from manifests.errors import ManifestError
 from manifests.files import is_temp
+from manifests.lock import LEASE_FILE, LOCK_FILE, WriterLock
 from manifests.records import ItemRecord, StemRecord
 from manifests.schema import (
     DATASET_JSON,
@@ -86,6 +89,7 @@ class DatasetWriter:
         )
         self.provenance = provenance
         self.stems_schema = stems_schema(self.fixed["effect_columns"])
+        self.lock: WriterLock | None = None
 
     @classmethod
     def open(
@@ -95,10 +99,35 @@ class DatasetWriter:
         provenance: dict[str, Any],
         stems: Sequence[str],
         effect_columns: EffectColumns,
+        lock: WriterLock | None = None,
     ) -> DatasetWriter:
+        """Lock `root` (or take over `lock`, taken earlier on it) and start or resume it."""
         writer = cls(root, identity, provenance, stems, effect_columns)
-        writer._start()
+        command = str(provenance.get("command") or "")
+        writer.lock = lock or WriterLock.acquire(writer.root, command)
+        try:
+            writer._start()
+        except BaseException:
+            writer.close()
+            raise
         return writer
+
+    @property
+    def lock_token(self) -> str:
+        assert self.lock is not None, "the writer is closed"
+        return self.lock.token
+
+    def close(self) -> None:
+        """Release the folder (also done by `finalize`); unfolded parts stay for a resume."""
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
+
+    def __enter__(self) -> DatasetWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     @property
     def stem_names(self) -> list[str]:
@@ -127,12 +156,11 @@ class DatasetWriter:
                 )
             self._remove_temp_files()
             return
-        if self.root.exists() and any(self.root.iterdir()):
+        if any(p.name not in (LOCK_FILE, LEASE_FILE) for p in self.root.iterdir()):
             raise ManifestError(
                 f"{self.root} is not empty and holds no {DATASET_JSON}; "
                 "choose an empty or new --out folder"
             )
-        self.root.mkdir(parents=True, exist_ok=True)
         write_json(json_path, self._header(n_items=0, provenance={"created": now()}))
 
     def _header(self, n_items: int, provenance: Mapping[str, Any]) -> dict[str, Any]:
@@ -202,6 +230,9 @@ class DatasetWriter:
         for folder in (self._parts("items"), self._parts("stems"), self.root / PARTS_DIR):
             if folder.exists() and not any(folder.iterdir()):
                 folder.rmdir()
+        if self.lock is not None:
+            self.lock.release(remove=True)  # a finished dataset holds no lock file
+            self.lock = None
         return items, stems
 
 

@@ -75,7 +75,7 @@ def _newer_schema(root):
     ("args", "message"),
     [
         (("verify", "{tmp}/nowhere"), "does not exist"),
-        (("select", "{ds}", "--where", "mode ==", "--out", "{tmp}/s"), "not a valid query"),
+        (("select", "{ds}", "--where", "mode ==", "--out", "{tmp}/s"), "does not parse"),
         (("select", "{ds}", "--where", "item_index > 99", "--out", "{tmp}/s"), "selects no items"),
         (("select", "{ds}", "--out", "{ds}"), "not empty"),
         (("stats", "{tmp}"), "not an msaug dataset"),

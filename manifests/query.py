@@ -1,0 +1,138 @@
+"""`--where` queries, checked on their syntax tree before pandas sees them.
+
+pandas' `DataFrame.eval` is a small language with a door to Python: `@name` reads any variable
+in scope, and from there attribute access reaches `os.system`. A query often arrives with a
+dataset or a recipe from someone else, so it is parsed with `ast` first and only a whitelist
+of node kinds passes: column names, literals, comparisons (including `in [...]`),
+`and`/`or`/`not` (and pandas' `&`, `|`, `~`), arithmetic, and a few numeric functions. No `@`,
+no attribute access, no subscripts, no other calls, no dunder names. pandas then evaluates the
+checked text with empty variable scopes, so even a gap in this list reaches no Python object.
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+from collections.abc import Collection
+
+from manifests.errors import ManifestError
+
+FUNCTIONS = frozenset({"abs", "sqrt", "exp", "log", "log10"})
+"""Functions a query may call: numeric ones that pandas' eval evaluates itself."""
+MAX_LENGTH = 4000
+"""Longer text is refused before parsing (a query is a line, not a program)."""
+
+_OPERATORS: dict[type, str] = {
+    ast.And: "and",
+    ast.Or: "or",
+    ast.Not: "not",
+    ast.Invert: "~",
+    ast.USub: "-",
+    ast.UAdd: "+",
+    ast.BitAnd: "&",
+    ast.BitOr: "|",
+    ast.Add: "+",
+    ast.Sub: "-",
+    ast.Mult: "*",
+    ast.Div: "/",
+    ast.FloorDiv: "//",
+    ast.Mod: "%",
+    ast.Pow: "**",
+    ast.Eq: "==",
+    ast.NotEq: "!=",
+    ast.Lt: "<",
+    ast.LtE: "<=",
+    ast.Gt: ">",
+    ast.GtE: ">=",
+    ast.In: "in",
+    ast.NotIn: "not in",
+}
+_CONTAINERS = (ast.List, ast.Tuple)
+_LITERALS = (str, int, float, bool)
+
+
+def describe_columns(columns: Collection[str], stems: Collection[str] = ()) -> str:
+    """The columns in one line, each per-stem column once as `<stem>_name`."""
+    per_stem = {c.removeprefix(f"{s}_") for c in columns for s in stems if c.startswith(f"{s}_")}
+    own = sorted(c for c in columns if not any(c.startswith(f"{s}_") for s in stems))
+    text = "columns: " + ", ".join(own)
+    if per_stem:
+        text += f"; for each <stem> of {', '.join(stems)}: <stem>_" + ", <stem>_".join(
+            sorted(per_stem)
+        )
+    return text
+
+
+def _refuse(where: str, what: str, columns: str) -> ManifestError:
+    return ManifestError(
+        f"--where {where!r}: {what} is not allowed in a query; a query uses columns, "
+        f"literals, comparisons, in [...], and/or/not, arithmetic and {sorted(FUNCTIONS)}. "
+        f"The {columns}"
+    )
+
+
+def _syntax_hint(where: str) -> str:
+    if "@" in where:
+        return "; '@' (a Python variable) is not allowed in a query"
+    if "`" in where:
+        return "; backtick-quoted names are not needed: every column is one word"
+    stripped = where.replace("==", "").replace("!=", "").replace("<=", "").replace(">=", "")
+    if "=" in stripped:
+        return "; compare with == (a single = assigns)"
+    return ""
+
+
+def _check_node(node: ast.AST, where: str, columns: Collection[str], listed: str) -> None:
+    if isinstance(node, ast.Expression):
+        _check_node(node.body, where, columns, listed)
+    elif isinstance(node, ast.BoolOp | ast.UnaryOp | ast.BinOp | ast.Compare):
+        ops = node.ops if isinstance(node, ast.Compare) else [node.op]
+        for op in ops:
+            if type(op) not in _OPERATORS:
+                raise _refuse(where, f"the operator {type(op).__name__}", listed)
+        for child in ast.iter_child_nodes(node):
+            if not isinstance(child, ast.operator | ast.unaryop | ast.boolop | ast.cmpop):
+                _check_node(child, where, columns, listed)
+    elif isinstance(node, ast.Name):
+        if node.id.startswith("_"):
+            raise _refuse(where, f"the name {node.id!r}", listed)
+        if node.id not in columns:
+            close = difflib.get_close_matches(node.id, list(columns), n=3)
+            hint = f" (did you mean {' or '.join(close)}?)" if close else ""
+            raise ManifestError(f"--where {where!r}: no column {node.id!r}{hint}. The {listed}")
+    elif isinstance(node, ast.Constant):
+        if type(node.value) not in _LITERALS:
+            raise _refuse(where, f"the literal {node.value!r}", listed)
+    elif isinstance(node, _CONTAINERS):
+        for element in node.elts:
+            if not isinstance(element, ast.Constant):
+                raise _refuse(where, "anything but literals inside [...]", listed)
+            _check_node(element, where, columns, listed)
+    elif isinstance(node, ast.Call):
+        name = node.func.id if isinstance(node.func, ast.Name) else None
+        if name not in FUNCTIONS or node.keywords or len(node.args) != 1:
+            shown = name or ast.unparse(node.func)
+            raise _refuse(where, f"the call {shown}(...)", listed)
+        _check_node(node.args[0], where, columns, listed)
+    elif isinstance(node, ast.Attribute):
+        raise _refuse(where, f"the attribute access {ast.unparse(node)!r}", listed)
+    else:
+        raise _refuse(where, f"{ast.unparse(node)!r} ({type(node).__name__})", listed)
+
+
+def check_query(where: str, columns: Collection[str], stems: Collection[str] = ()) -> None:
+    """Refuse `where` with one line unless every token is on the whitelist above."""
+    if not isinstance(where, str):
+        raise ManifestError(f"--where must be text, got {where!r}")
+    if len(where) > MAX_LENGTH:
+        raise ManifestError(f"--where is {len(where)} characters; a query has at most {MAX_LENGTH}")
+    try:
+        tree = ast.parse(where.strip(), mode="eval")
+    except (SyntaxError, ValueError) as exc:
+        raise ManifestError(
+            f"--where {where!r} does not parse ({exc.msg if isinstance(exc, SyntaxError) else exc})"
+            f"{_syntax_hint(where)}; see `msaug select --help` for the columns"
+        ) from None
+    except RecursionError:
+        raise ManifestError(f"--where {where!r} nests too deeply") from None
+    _check_node(tree, where, columns, describe_columns(columns, stems))
