@@ -28,8 +28,9 @@ def main() -> None:
     """Offline data augmentation for music source separation."""
 
 
-from augment.commands import prepare, render, rerender  # noqa: E402
+from augment.commands import index, prepare, render, rerender  # noqa: E402
 
+main.add_command(index)
 main.add_command(prepare)
 main.add_command(render)
 main.add_command(rerender)

@@ -13,6 +13,7 @@ from augment.errors import SourceError
 from augment.prepare import prepare_cache
 from augment.render import RenderSettings, RenderSummary, render_dataset
 from augment.rerender import rerender_item
+from augment.source_index import INDEX_FILE, index_sources
 from augment.stretch import QUALITIES, STRETCH_BACKENDS
 from manifests.files import SUBTYPES
 
@@ -29,6 +30,24 @@ def prepare(root: str, out: str, jobs: int, subtype: str) -> None:
     """
     summary = prepare_cache(root, out, jobs=jobs, subtype=subtype)
     click.echo(f"decoded {summary.decoded} tracks, {summary.skipped} already cached -> {out}")
+
+
+@click.command("index")
+@click.argument("root", type=click.Path(file_okay=False))
+def index(root: str) -> None:
+    """Hash every source file of ROOT once into ROOT/.msaug-index.json.
+
+    Renders name their sources by content; with the index they read only files that changed
+    since (size, mtime or inode), so 100 `--shard` jobs do not each read all of MUSDB18.
+    A render also updates the index itself when ROOT is writable.
+    """
+    n_files, written = index_sources(root, progress=True)
+    if not written:
+        raise SourceError(
+            f"{root} is read-only, so its index cannot be written: renders will hash its "
+            f"{n_files} files at every start; run `msaug index` where the files are writable"
+        )
+    click.echo(f"indexed {n_files} source files in {root}/{INDEX_FILE}")
 
 
 def _print_summary(summary: RenderSummary) -> None:

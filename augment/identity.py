@@ -20,32 +20,22 @@ from typing import Any
 from augment.config import RenderConfig, parse_mode
 from augment.plan import DRAW_SCHEME
 from augment.settings import RenderSettings
-from augment.sources import STEM_SUFFIX, Track
-from manifests.checksum import file_checksum
-from manifests.schema import STEM_NAMES
+from augment.source_index import checksums, source_files
+from augment.sources import Track
 from manifests.writer import package_version
 
 PROVENANCE_PACKAGES = ("msaug", "numpy", "soundfile", "pyrubberband", "pandas", "pyarrow")
 
 
-def source_files(track: Track) -> dict[str, Path]:
-    """The files a render reads from for `track`, by name relative to the source root."""
-    if track.form == "stem":
-        return {f"{track.subset}/{track.name}{STEM_SUFFIX}": track.path}
-    return {f"{track.subset}/{track.name}/{s}.wav": track.stem_path(s) for s in STEM_NAMES}
-
-
-def source_listing(tracks: list[Track]) -> dict[str, Any]:
+def source_listing(tracks: list[Track], root: Path, progress: bool = False) -> dict[str, Any]:
     """Every source file's relative name, size and content checksum, and one digest of them.
 
-    Reads every source file once per render start (about a minute for MUSDB18-HQ's train set
-    from a local disk); nothing else in a render reads whole songs.
+    Checksums come from the index beside the sources (`augment.source_index`): only files
+    that are new or changed since it was written are read, so the first render (or `msaug
+    index`) reads MUSDB18-HQ once and later starts and `--shard` jobs read nothing.
     """
-    files = {
-        name: {"bytes": path.stat().st_size, "checksum": file_checksum(path)}
-        for track in tracks
-        for name, path in source_files(track).items()
-    }
+    named = {name: path for track in tracks for name, path in source_files(track).items()}
+    files = checksums(root, named, progress)
     frames = {f"{t.subset}/{t.name}": [t.num_frames, t.sample_rate] for t in tracks}
     text = json.dumps({"files": files, "frames": frames}, sort_keys=True)
     return {

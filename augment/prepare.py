@@ -18,6 +18,7 @@ from joblib import Parallel, delayed
 from tqdm import tqdm
 
 from augment.errors import SourceError
+from augment.source_index import index_sources
 from augment.sources import STEM_IDS, SourceRoot, Track
 from manifests.files import write_audio
 from manifests.lock import WriterLock, worker_hold
@@ -69,6 +70,7 @@ def prepare_cache(
         for _ in parallel(decode(track, out, subtype, lock.token) for track in todo):
             progress.update()
         progress.close()
+        index_sources(out, progress=True)  # the cache is the next render's source root
     finally:
         lock.release()
     return PrepareSummary(decoded=len(todo), skipped=len(tracks) - len(todo), out=out)

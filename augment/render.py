@@ -185,7 +185,7 @@ def render_dataset(
     out = Path(out)
     lock = WriterLock.acquire(out, command)  # before hashing sources: a rival is refused at once
     try:
-        listing = source_listing(tracks)
+        listing = source_listing(tracks, sources.root, progress)
         writer = DatasetWriter.open(
             out,
             identity(settings, config, listing, sources.form),

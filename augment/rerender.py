@@ -16,6 +16,7 @@ from augment.effects import Effect
 from augment.identity import settings_from_identity
 from augment.item import render_item
 from augment.plan import ItemPlan, StemPlan
+from augment.settings import check_settings
 from augment.sources import SourceRoot, read_segment
 from manifests import Dataset, ManifestError
 from manifests.card import provenance
@@ -42,6 +43,7 @@ def rerender_item(
     made = provenance(dataset.header)
     root = source_root or identity.get("root") or made.get("source_root")
     settings = settings_from_identity(identity, str(root))
+    check_settings(settings)  # format and subtype reach file names: only the allowed values
     sources = SourceRoot.open(settings.root, settings.source_form)  # type: ignore[arg-type]
     item, stem_rows = dataset.item(item_id)
     suitability = Suitability(**identity["config"]["suitability"])

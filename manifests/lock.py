@@ -65,7 +65,7 @@ def _read_record(path: Path) -> dict[str, Any]:
 
 def _busy(root: Path, holder: dict[str, Any]) -> ManifestError:
     who = f"host {holder.get('host', '?')}, pid {holder.get('pid', '?')}"
-    what = f" ({holder['command']})" if holder.get("command") else ""
+    what = f", running `{holder['command']}`" if holder.get("command") else ""
     return ManifestError(
         f"{root} is being written by another msaug ({who}{what}); wait for it to finish, or "
         "stop it (it may be an orphaned worker of a killed run) and run this again"

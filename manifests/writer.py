@@ -259,9 +259,10 @@ def sorted_tables(
 
 
 def _first_difference(old: Any, new: Any, path: str = "") -> str:
+    """The first field that differs, digests last: a changed source names its file."""
     new = json.loads(json.dumps(new))
     if isinstance(old, dict) and isinstance(new, dict):
-        for key in sorted(set(old) | set(new)):
+        for key in sorted(set(old) | set(new), key=lambda k: (k == "digest", k)):
             if old.get(key) != new.get(key):
                 return _first_difference(old.get(key), new.get(key), f"{path}.{key}".lstrip("."))
     return f"{path or 'settings'}: was {old!r}, now {new!r}"

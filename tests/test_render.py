@@ -23,7 +23,7 @@ from augment.plan import build_effect
 from augment.render import RenderSettings, render_dataset
 from augment.rerender import rerender_item
 from manifests import Dataset
-from manifests.schema import STEM_NAMES
+from manifests.schema import PARTS_DIR, STEM_NAMES, table_file
 
 SR = 22050
 
@@ -114,13 +114,13 @@ def test_resume_after_sigkill_matches_uninterrupted(source_root, rendered, tmp_p
     out = tmp_path / "killed"
     command = render_command(source_root, out, "--jobs", "1", "--batch-size", "1")
     process = subprocess.Popen(command, start_new_session=True)
-    parts = out / "manifest" / "parts"
+    parts = out / PARTS_DIR / "items"
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and len(list(parts.glob("items-*"))) < 2:
+    while time.monotonic() < deadline and len(list(parts.glob("*.parquet"))) < 2:
         time.sleep(0.05)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
-    assert not (out / "manifest" / "items.parquet").exists(), "render finished before the kill"
+    assert not (out / table_file("items")).exists(), "render finished before the kill"
     subprocess.run(command, check=True)
     assert _checksums(out) == _checksums(rendered)
     leftovers = [p for p in out.rglob("*") if ".tmp-" in p.name or p.parent.name == "parts"]
