@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+import signal
 import sys
 
 import click
@@ -50,7 +51,16 @@ def index(root: str) -> None:
     click.echo(f"indexed {n_files} source files in {root}/{INDEX_FILE}")
 
 
-def _print_summary(summary: RenderSummary) -> None:
+def _print_summary(summary: RenderSummary, command: str) -> None:
+    if summary.interrupted:
+        signum = getattr(signal, summary.interrupted)
+        click.echo(
+            f"interrupted by {summary.interrupted}: {summary.total_items} of "
+            f"{summary.requested} items are in {summary.out}, a valid dataset (`msaug verify` "
+            f"passes); resume with: {command}",
+            err=True,
+        )
+        sys.exit(128 + signum)
     rejected = ", ".join(f"{k} {v}" for k, v in summary.rejected.most_common()) or "none"
     click.echo(
         f"rendered {summary.rendered} items ({summary.skipped} already done) in "
@@ -198,7 +208,7 @@ def render(
         backend=backend,
         scheduler=scheduler,
     )
-    _print_summary(summary)
+    _print_summary(summary, command)
 
 
 @click.command()

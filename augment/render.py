@@ -9,6 +9,7 @@ byte-identical results; a larger `--n` extends the dataset.
 
 from __future__ import annotations
 
+import os
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -25,7 +26,8 @@ from augment.config import RenderConfig, load_config, parse_mode
 from augment.effects import effect_columns
 from augment.errors import ConfigError, SourceError
 from augment.identity import identity, provenance, source_listing
-from augment.item import item_id, render_item
+from augment.interrupts import Interrupted, stop_on_signals, watch_parent
+from augment.item import item_id, remove_unlisted_items, render_item
 from augment.plan import DrawFailure, draw_item
 from augment.settings import RenderSettings, check_settings
 from augment.sources import SourceRoot, Track
@@ -49,6 +51,12 @@ class RenderSummary:
     rejected: Counter = field(default_factory=Counter)
     failed: dict[int, dict[str, int]] = field(default_factory=dict)
     seconds: float = 0.0
+    requested: int = 0
+    """Items this run (or shard) was asked for; `total_items` may be fewer if interrupted."""
+    interrupted: str | None = None
+    """The signal that stopped the run (SIGINT, SIGTERM), or None if it ran to the end."""
+    removed: int = 0
+    """Item folders of unfinished batches that were removed (they are rendered again)."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +70,7 @@ class _Job:
     listing_digest: str
     out: str
     lock_token: str
+    parent_pid: int | None
     indices: tuple[int, ...]
 
 
@@ -78,6 +87,7 @@ def _open_sources(root: str, form: str, listing_digest: str) -> SourceRoot:
 def _render_batch(job: _Job) -> dict[str, Any]:
     """Render one batch while holding `out`'s lock shared: a worker orphaned by a killed run
     finishes its batch, then finds the folder taken and stops (`manifests.lock`)."""
+    watch_parent(job.parent_pid)
     with worker_hold(job.out, job.lock_token):
         return _render_indices(job)
 
@@ -197,7 +207,8 @@ def render_dataset(
         done = writer.done_item_ids()
         mine = [i for i in range(n) if i % shard[1] == shard[0]]
         todo = [i for i in mine if item_id(i) not in done]
-        summary = RenderSummary(out=out, skipped=len(mine) - len(todo))
+        summary = RenderSummary(out=out, skipped=len(mine) - len(todo), requested=len(mine))
+        summary.removed = remove_unlisted_items(out, done)  # left by a run killed mid-batch
         keys, digest = tuple((t.subset, t.name) for t in tracks), listing["digest"]
         jobs_list = [
             _Job(
@@ -208,24 +219,42 @@ def render_dataset(
                 digest,
                 str(out),
                 writer.lock_token,
+                os.getpid() if backend == "loky" else None,
                 tuple(todo[i : i + batch_size]),
             )
             for i in range(0, len(todo), batch_size)
         ]
         bar = tqdm(total=len(todo), desc="rendering", unit="item", disable=not progress or not todo)
-        with execution_backend(backend, scheduler):
-            for result in _run_batches(jobs_list, jobs, streaming=backend != "ray"):
-                writer.write_part(item_id(result["indices"][0]), result["items"], result["stems"])
-                summary.rendered += len(result["items"])
-                summary.rejected.update(result["rejected"])
-                summary.failed.update(result["failed"])
-                bar.update(len(result["indices"]))
+        with execution_backend(backend, scheduler), stop_on_signals() as stop:
+            results = _run_batches(jobs_list, jobs, streaming=backend != "ray")
+            try:
+                while True:
+                    with stop.waiting_for_results():
+                        result = next(results, None)
+                    if result is None:
+                        break
+                    key = item_id(result["indices"][0])
+                    writer.write_part(key, result["items"], result["stems"])
+                    summary.rendered += len(result["items"])
+                    summary.rejected.update(result["rejected"])
+                    summary.failed.update(result["failed"])
+                    bar.update(len(result["indices"]))
+                    stop.check()
+            except Interrupted as exc:
+                summary.interrupted = exc.name
+                results.close()  # joblib kills the workers of unfinished batches
+                writer.remove_temp_files()
+                summary.removed += remove_unlisted_items(out, writer.done_item_ids())
+            finally:
+                results.close()
         bar.close()
         summary.seconds = time.perf_counter() - started
         failed = {str(k): v for k, v in sorted(summary.failed.items())}
         items, stems = writer.finalize(
             failed_items=failed,
             last_run={
+                "requested": summary.requested,
+                "interrupted": summary.interrupted,
                 "rendered": summary.rendered,
                 "rejected_draws": dict(summary.rejected),
                 "wall_seconds": round(summary.seconds, 2),

@@ -154,7 +154,7 @@ class DatasetWriter:
                     f"{self.root} holds a dataset rendered with other settings ({diff}); "
                     "use a new --out folder or the original settings"
                 )
-            self._remove_temp_files()
+            self.remove_temp_files()
             return
         if any(p.name not in (LOCK_FILE, LEASE_FILE) for p in self.root.iterdir()):
             raise ManifestError(
@@ -178,7 +178,9 @@ class DatasetWriter:
             },
         }
 
-    def _remove_temp_files(self) -> None:
+    def remove_temp_files(self) -> None:
+        """Temp files of writes that never finished (a crash, a killed worker); only safe
+        while this writer holds the folder's lock, which it does."""
         for folder, _, names in os.walk(self.root):
             for name in names:
                 path = Path(folder) / name
@@ -225,7 +227,8 @@ class DatasetWriter:
         created = json.loads((self.root / DATASET_JSON).read_text())["provenance"]["created"]
         header = self._header(len(items), {"created": created, **summary})
         write_tables(self.root, header, items, stems)
-        for path in (*item_parts, *stem_parts):
+        orphans = [p for p in self._parts("stems").glob("*.parquet") if p not in stem_parts]
+        for path in (*item_parts, *stem_parts, *orphans):  # an orphan's batch is rendered again
             path.unlink(missing_ok=True)
         for folder in (self._parts("items"), self._parts("stems"), self.root / PARTS_DIR):
             if folder.exists() and not any(folder.iterdir()):
