@@ -153,6 +153,7 @@ def _parse_shard(ctx: click.Context, param: click.Parameter, value: str) -> tupl
     help="dask scheduler (tcp://host:8786) or ray address; without it a local cluster starts.",
 )
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--force", is_flag=True, help="Render even if the disk seems too small.")
 def render(
     root,
     out,
@@ -175,6 +176,7 @@ def render(
     backend,
     scheduler,
     quiet,
+    force,
 ) -> None:
     """Render N augmented items from ROOT into OUT (rerun the same command to resume).
 
@@ -207,6 +209,7 @@ def render(
         shard=shard,
         backend=backend,
         scheduler=scheduler,
+        force=force,
     )
     _print_summary(summary, command)
 

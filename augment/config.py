@@ -131,6 +131,17 @@ def _number(value: Any, where: str) -> float:
     return float(value)
 
 
+def _table(value: Any, where: str) -> dict[str, Any]:
+    """A TOML table where one belongs (`effects = 5` is a common slip for `[effects]`)."""
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where} must be a table ([{where}] with keys below it), got {value!r}")
+    return value
+
+
+GAIN_DB_BOUNDS = (-24.0, 24.0)
+"""Per-stem gains beyond this are a typo, not an augmentation: +-24 dB is a factor of 16."""
+
+
 def _range(value: Any, where: str) -> tuple[float, float]:
     if isinstance(value, list):
         if len(value) != 2:
@@ -155,7 +166,10 @@ def _effect_spec(kind: str, table: dict[str, Any], where: str) -> EffectSpec:
     p = _number(table.pop("p"), f"{where}.p")
     if not 0.0 <= p <= 1.0:
         raise ConfigError(f"{where}.p must be in [0, 1], got {p}")
-    modes = tuple(table.pop("modes", MODES))
+    modes = table.pop("modes", list(MODES))
+    if not isinstance(modes, list) or not all(isinstance(m, str) for m in modes):
+        raise ConfigError(f"{where}.modes must be a list of mode names, got {modes!r}")
+    modes = tuple(modes)
     if not set(modes) <= set(MODES):
         raise ConfigError(f"{where}.modes {list(modes)} must be among {list(MODES)}")
     ranges = []
@@ -188,14 +202,14 @@ def _effect_spec(kind: str, table: dict[str, Any], where: str) -> EffectSpec:
     return EffectSpec(kind=kind, p=p, ranges=tuple(ranges), modes=modes)
 
 
-def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+def _merge(base: dict[str, Any], override: Any, where: str) -> dict[str, Any]:
     """`override`'s settings over `base`'s. Naming one of two alternative keys (the
     compressor's `threshold_db` or `threshold_rel`) drops the other from `base`, so that an
     absolute threshold in a config is not overruled by the default relative one."""
     merged = copy.deepcopy(base)
-    for kind, table in override.items():
+    for kind, table in _table(override, where).items():
         if not isinstance(table, dict):
-            raise ConfigError(f"effects.{kind} must be a table of settings, got {table!r}")
+            raise ConfigError(f"{where}.{kind} must be a table of settings, got {table!r}")
         inherited = dict(merged.get(kind, {}))
         for name, (replaced, _) in SPEC_PARAMS.get(kind, {}).items():
             if {name, replaced} & set(table):
@@ -216,29 +230,36 @@ def build_config(data: dict[str, Any]) -> RenderConfig:
         raise ConfigError(
             f"unknown config section(s) {sorted(unknown)}; use effects, stems, suitability"
         )
-    suit_data = data.get("suitability", {})
+    suit_data = _table(data.get("suitability", {}), "suitability")
     suit_fields = {f.name: f for f in dataclasses.fields(Suitability)}
     for key, value in suit_data.items():
         if key not in suit_fields:
             raise ConfigError(f"suitability: unknown key {key!r}; known: {sorted(suit_fields)}")
         if _number(value, f"suitability.{key}") < 0:
             raise ConfigError(f"suitability.{key} must not be negative, got {value}")
+        if isinstance(suit_fields[key].default, int) and value != int(value):
+            raise ConfigError(f"suitability.{key} must be a whole number, got {value}")
     suitability = Suitability(**{k: type(suit_fields[k].default)(v) for k, v in suit_data.items()})
     if suitability.max_attempts < 1 or suitability.window < 1:
         raise ConfigError("suitability.max_attempts and suitability.window must be at least 1")
-    common = _merge(DEFAULT_EFFECTS, data.get("effects", {}))
+    common = _merge(DEFAULT_EFFECTS, data.get("effects", {}), "effects")
     # Checked here first so that mistakes in [effects.X] are reported under their own name.
     common_specs = {kind: _effect_spec(kind, common[kind], f"effects.{kind}") for kind in common}
     shared = tuple(common_specs[k] for k in RUBBER_BAND if k in common_specs)
-    stems_data = data.get("stems", {})
+    stems_data = _table(data.get("stems", {}), "stems")
     unknown_stems = set(stems_data) - set(STEM_NAMES)
     if unknown_stems:
         raise ConfigError(f"stems: unknown stem(s) {sorted(unknown_stems)}; use {list(STEM_NAMES)}")
     effects, gains = {}, {}
     for stem in STEM_NAMES:
-        stem_data = dict(stems_data.get(stem, {}))
+        stem_data = dict(_table(stems_data.get(stem, {}), f"stems.{stem}"))
         gains[stem] = _range(stem_data.pop("gain_db", 0.0), f"stems.{stem}.gain_db")
-        tables = _merge(common, stem_data.pop("effects", {}))
+        if not (GAIN_DB_BOUNDS[0] <= gains[stem][0] and gains[stem][1] <= GAIN_DB_BOUNDS[1]):
+            raise ConfigError(
+                f"stems.{stem}.gain_db {list(gains[stem])} is outside {list(GAIN_DB_BOUNDS)} dB"
+            )
+        where = f"stems.{stem}.effects"
+        tables = _merge(common, stem_data.pop("effects", {}), where)
         if stem_data:
             raise ConfigError(
                 f"stems.{stem}: unknown key(s) {sorted(stem_data)}; use gain_db, effects"

@@ -72,5 +72,5 @@ def prepare_cache(
         progress.close()
         index_sources(out, progress=True)  # the cache is the next render's source root
     finally:
-        lock.release()
+        lock.release(remove=True)
     return PrepareSummary(decoded=len(todo), skipped=len(tracks) - len(todo), out=out)

@@ -29,12 +29,13 @@ from augment.identity import identity, provenance, source_listing
 from augment.interrupts import Interrupted, stop_on_signals, watch_parent
 from augment.item import item_id, remove_unlisted_items, render_item
 from augment.plan import DrawFailure, draw_item
+from augment.preflight import check_disk, disk_full, size_text
 from augment.settings import RenderSettings, check_settings
 from augment.sources import SourceRoot, Track
 from augment.stretch import frames_to_read
 from manifests import DatasetWriter
 from manifests.lock import WriterLock, worker_hold
-from manifests.schema import STEM_NAMES
+from manifests.schema import DATASET_JSON, STEM_NAMES
 
 __all__ = ["RenderSettings", "RenderSummary", "item_id", "render_dataset"]
 
@@ -174,15 +175,22 @@ def render_dataset(
     shard: tuple[int, int] = (0, 1),
     backend: str = "loky",
     scheduler: str | None = None,
+    force: bool = False,
 ) -> RenderSummary:
     """Render items 0..n-1 into `out`, resuming whatever an earlier run finished.
 
     `shard=(k, m)` renders only the items i with i % m == k, with the same seeds as a single
     run, so m machines with no scheduler produce disjoint parts that `msaug merge` joins.
     `backend` / `scheduler` run the same batches on a dask or ray cluster (augment.backends).
+    The disk under `out` must have room for the items to render (`augment.preflight`)
+    unless `force`.
     """
     if n < 1:
         raise ConfigError(f"--n must be at least 1, got {n}")
+    if jobs == 0:
+        raise ConfigError("--jobs must be a number of workers, or -1 for all cores; got 0")
+    if batch_size < 1:
+        raise ConfigError(f"--batch-size must be at least 1 item, got {batch_size}")
     if not 0 <= shard[0] < shard[1]:
         raise ConfigError(f"--shard K/N needs 0 <= K < N, got {shard[0]}/{shard[1]}")
     check_settings(settings)
@@ -193,6 +201,10 @@ def render_dataset(
     tracks = _eligible_tracks(sources, settings, config)
     started = time.perf_counter()
     out = Path(out)
+    mine = [i for i in range(n) if i % shard[1] == shard[0]]
+    fresh = not (out / DATASET_JSON).exists()
+    if fresh:  # refused before anything is written
+        check_disk(out, len(mine), settings, force)
     lock = WriterLock.acquire(out, command)  # before hashing sources: a rival is refused at once
     try:
         listing = source_listing(tracks, sources.root, progress)
@@ -205,10 +217,15 @@ def render_dataset(
             lock=lock,
         )
         done = writer.done_item_ids()
-        mine = [i for i in range(n) if i % shard[1] == shard[0]]
         todo = [i for i in mine if item_id(i) not in done]
         summary = RenderSummary(out=out, skipped=len(mine) - len(todo), requested=len(mine))
         summary.removed = remove_unlisted_items(out, done)  # left by a run killed mid-batch
+        need = check_disk(out, len(todo), settings, force or fresh)
+        if progress and todo:
+            tqdm.write(
+                f"rendering {len(todo)} items ({summary.skipped} already done), about "
+                f"{size_text(need)}, into {out}"
+            )
         keys, digest = tuple((t.subset, t.name) for t in tracks), listing["digest"]
         jobs_list = [
             _Job(
@@ -240,6 +257,14 @@ def render_dataset(
                     summary.failed.update(result["failed"])
                     bar.update(len(result["indices"]))
                     stop.check()
+            except Exception as exc:
+                if not disk_full(out, settings):
+                    raise
+                raise ConfigError(
+                    f"the disk under {out} is full after {summary.rendered} items of this run "
+                    "(every finished batch is kept); free space and rerun the same command to "
+                    "resume"
+                ) from exc
             except Interrupted as exc:
                 summary.interrupted = exc.name
                 results.close()  # joblib kills the workers of unfinished batches

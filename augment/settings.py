@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from augment.errors import ConfigError
@@ -37,8 +38,12 @@ class RenderSettings:
 
 
 def check_settings(settings: RenderSettings) -> None:
-    if settings.seconds <= 0 or settings.sample_rate < 8000:
-        raise ConfigError("--seconds must be positive and --sr at least 8000")
+    if not math.isfinite(settings.seconds) or settings.seconds <= 0:
+        raise ConfigError(f"--seconds must be a positive number of seconds, got {settings.seconds}")
+    if not 8000 <= settings.sample_rate <= 384000:
+        raise ConfigError(f"--sr must be between 8000 and 384000 Hz, got {settings.sample_rate}")
+    if settings.frames < 1:
+        raise ConfigError(f"--seconds {settings.seconds} is shorter than one sample at --sr")
     if settings.format not in FORMATS:
         raise ConfigError(f"--format must be wav or flac, got {settings.format!r}")
     if settings.subtype not in SUBTYPES or (

@@ -27,8 +27,10 @@ import soundfile as sf
 import torch
 
 from manifests import STEM_NAMES, Dataset
+from train.audio import keep_freed_memory
 from train.config import DataConfig, LoopConfig
-from train.data import CropDataset, CropSampler, item_files, keep_freed_memory, make_loaders
+from train.crops import CropDataset, CropSampler, item_files
+from train.data import make_loaders
 from train.models import build_model
 
 FACTORY = Path(__file__).resolve().parent.parent / "tests" / "factory.py"

@@ -15,6 +15,7 @@ import contextlib
 import glob
 import os
 import shutil
+import time
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -25,11 +26,13 @@ import pandas as pd
 
 from manifests.checksum import CHECKSUM_ALGO
 from manifests.errors import ManifestError
-from manifests.lock import WriterLock, holder
+from manifests.lock import LOCK_FILE, WriterLock, holder
 from manifests.tables import write_tables
 from manifests.writer import now, package_version
 
 TEMP_FOLDER_MARK = ".tmp-"
+SETUP_SECONDS = 60.0
+"""A temp folder younger than this without a lock file is being set up, not stale."""
 DERIVATION_KEYS = ("where", "parent", "parts")
 """Header keys that describe how a dataset was derived; a child records its own, not these."""
 
@@ -58,6 +61,9 @@ def new_folder(out: str | Path, sources: Iterable[Path] = ()) -> Iterator[Path]:
     out.parent.mkdir(parents=True, exist_ok=True)
     for stale in glob.glob(glob.escape(str(out.with_name(f".{out.name}{TEMP_FOLDER_MARK}"))) + "*"):
         writing = holder(stale)
+        setting_up = not os.path.exists(os.path.join(stale, LOCK_FILE))
+        if writing is None and setting_up and time.time() - os.stat(stale).st_mtime < SETUP_SECONDS:
+            writing = {"pid": "?"}  # created an instant ago; its lock is being taken
         if writing is not None:
             raise ManifestError(
                 f"another msaug (pid {writing.get('pid', '?')}) is writing {out}; wait for it "

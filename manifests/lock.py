@@ -98,10 +98,15 @@ class WriterLock:
     @classmethod
     def acquire(cls, root: str | Path, command: str = "") -> WriterLock:
         root = Path(root)
-        root.mkdir(parents=True, exist_ok=True)
         lock = cls(root, uuid.uuid4().hex)
         path = root / LOCK_FILE
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise ManifestError(
+                f"cannot write to {root} ({exc.strerror}); choose a folder you can write to"
+            ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -142,7 +142,7 @@ def _copy_manifest(dataset: Dataset, target: Path) -> None:
     for relative in (*dataset.table_files(), CARD_FILE, DATASET_JSON):
         if (source / relative).is_file():
             (target / relative).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(source / relative, target / relative)
+            shutil.copyfile(confined(source, relative), target / relative)
 
 
 def pack(
@@ -234,7 +234,7 @@ def unpack(shards: str | Path, out: str | Path, progress: bool = False) -> Writt
     n_audio = sum(listed.name != JSON_MEMBER for listed in expected.values())
     with new_folder(out, sources=[shards]) as folder:
         for shard in tqdm(index["shards"], unit="shard", disable=None if progress else True):
-            path = shards / shard["name"]
+            path = confined(shards, shard["name"])
             try:
                 for name, _, data in iter_members(path, read=True):
                     _restore(folder, path, name, data, expected)

@@ -16,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 
+from manifests.paths import confined
 from manifests.schema import STEM_NAMES
 from manifests.tables import read_parquet, with_effect_columns
 
@@ -51,8 +52,8 @@ _PROVENANCE += ("versions",)
 
 def read_v1(root: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The tables as schema 1 stored them, column for column."""
-    return read_parquet(root / ITEMS_FILE, _ITEM_COLUMNS), read_parquet(
-        root / STEMS_FILE, _STEM_COLUMNS
+    return read_parquet(confined(root, ITEMS_FILE), _ITEM_COLUMNS), read_parquet(
+        confined(root, STEMS_FILE), _STEM_COLUMNS
     )
 
 

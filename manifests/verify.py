@@ -172,7 +172,10 @@ def _check_shard(
 ) -> list[Problem]:
     """One shard's members against the manifest rows of the items the index puts in it."""
     name = shard["name"]
-    path = Path(root) / name
+    try:
+        path = confined(Path(root), name)
+    except ManifestError as exc:
+        return [Problem("unsafe", name, str(exc))]
     if not path.is_file():
         return [Problem("missing", name, f"in {SHARDS_INDEX} with {len(shard['items'])} items")]
     problems = []

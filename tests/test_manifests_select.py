@@ -112,5 +112,6 @@ def test_failure_leaves_no_output_folder(dataset, tmp_path):
 def test_leftover_of_an_interrupted_run_is_removed(dataset, tmp_path):
     leftover = tmp_path / ".sub.tmp-99999"
     (leftover / "train").mkdir(parents=True)
+    os.utime(leftover, (0, 0))  # an old run's, with no lock file
     write_selection(Dataset.open(dataset).select("item_index == 0"), tmp_path / "sub")
     assert not leftover.exists() and verify(tmp_path / "sub").ok

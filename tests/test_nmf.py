@@ -17,10 +17,10 @@ from click.testing import CliRunner
 from augment.demo import write_demo_dataset
 from manifests import STEM_NAMES
 from train.cli import main
-from train.data import open_musdb, track_audio
 from train.errors import TrainError
 from train.evaluate import whole_sdr
 from train.nmf import NMFConfig, chunk_bounds, oracle_assignment, separate_nmf
+from train.validation import open_musdb, track_audio
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

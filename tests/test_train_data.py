@@ -11,17 +11,11 @@ import torch
 from factory import make_dataset
 
 from manifests import STEM_NAMES, Dataset, ManifestError
+from train.audio import resample, rms_db
 from train.config import DataConfig, LoopConfig
-from train.data import (
-    CropDataset,
-    CropKey,
-    ItemFiles,
-    holdout_ids,
-    item_files,
-    make_loaders,
-    resample,
-    rms_db,
-)
+from train.crops import CropDataset, CropKey, ItemFiles, item_files
+from train.data import make_loaders
+from train.validation import holdout_ids
 
 SR = 8000
 

@@ -14,7 +14,7 @@ import torch
 from factory import make_dataset
 
 from train import checkpoint
-from train.data import CropSampler
+from train.crops import CropSampler
 
 SR = 8000
 # BSRNN has no BatchNorm (whose statistics would be per process on CPU) and no dropout, so

@@ -208,3 +208,12 @@ def test_bad_inputs_give_one_line(data, run, tmp_path):
         assert result.stderr.startswith("mstrain: error: "), (case, result.stderr)
         assert result.stderr.count("\n") == 1, (case, result.stderr)
         assert message in result.stderr, (case, result.stderr)
+
+
+def test_stale_checkpoint_temp_files_are_removed_on_resume(tmp_path):
+    from train.checkpoint import remove_stale_temps
+
+    (tmp_path / ".last.pt.tmp-4242").write_bytes(b"half a checkpoint")
+    (tmp_path / "last.pt").write_bytes(b"kept")
+    remove_stale_temps(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from manifests import STEM_NAMES
-from manifests.files import atomic_path
+from manifests.files import atomic_path, is_temp
 from train.errors import TrainError
 from train.models import MODELS, build_model
 from train.models.base import SeparationModel
@@ -65,6 +65,14 @@ def restore_rng(states: dict[str, Any]) -> None:
 def save(path: Path, payload: dict[str, Any]) -> None:
     with atomic_path(path) as temp:
         torch.save(payload, temp)
+
+
+def remove_stale_temps(run: Path) -> None:
+    """Temp files of a checkpoint save that a crash interrupted (`.last.pt.tmp-PID`); the
+    finished checkpoints beside them are intact, since saves only ever rename into place."""
+    for path in run.iterdir():
+        if is_temp(path):
+            path.unlink(missing_ok=True)
 
 
 def load(path: Path) -> dict[str, Any]:

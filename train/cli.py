@@ -24,15 +24,16 @@ from train.config import (
     ModelConfig,
     OptimConfig,
     TrainConfig,
+    check_config,
     default,
 )
-from train.data import MUSDB_SUBSETS
 from train.errors import USER_ERRORS, TrainError
 from train.evaluate import evaluate_run
 from train.inference import CHUNK_SECONDS
 from train.loop import fit, per_target_configs, resolve_device
 from train.nmf import NMFConfig, evaluate_nmf
 from train.separate import separate_song
+from train.validation import MUSDB_SUBSETS
 
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -90,7 +91,9 @@ def train_config(options: dict[str, Any]) -> TrainConfig:
     def pick(cls: type) -> Any:
         return cls(**{f: options[f] for f in cls.__dataclass_fields__})
 
-    return TrainConfig(pick(DataConfig), model, pick(OptimConfig), pick(LoopConfig))
+    config = TrainConfig(pick(DataConfig), model, pick(OptimConfig), pick(LoopConfig))
+    check_config(config)
+    return config
 
 
 @main.command()

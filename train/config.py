@@ -8,9 +8,12 @@ these classes in one place and takes its defaults from here; a checkpoint stores
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from train.errors import TrainError
 
 TARGETS = ("all", "vocals", "drums", "bass", "other")
 
@@ -89,3 +92,37 @@ def default(cls: type, name: str) -> Any:
         if item.name == name:
             return item.default
     raise KeyError(f"{cls.__name__} has no field {name!r}")
+
+
+_POSITIVE = {
+    ("data", "segment"): "--segment (seconds)",
+    ("optim", "lr_gamma"): "--lr-gamma",
+    ("optim", "clip"): "--clip",
+    ("loop", "max_minutes"): "--max-minutes",
+}
+_AT_LEAST = {
+    ("data", "workers"): ("--workers", 0),
+    ("optim", "lr_step"): ("--lr-step", 1),
+    ("loop", "epochs"): ("--epochs", 1),
+    ("loop", "batches_per_epoch"): ("--batches-per-epoch", 1),
+    ("loop", "batch_size"): ("--batch-size", 1),
+    ("loop", "patience"): ("--patience", 0),
+}
+
+
+def check_config(config: TrainConfig) -> None:
+    """Every number where it is parsed: a bad one is one line naming the flag, not a traceback
+    from deep inside the DataLoader or the optimiser."""
+    for (part, name), flag in _POSITIVE.items():
+        value = getattr(getattr(config, part), name)
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise TrainError(f"{flag} must be a positive number, got {value}")
+    for (part, name), (flag, low) in _AT_LEAST.items():
+        value = getattr(getattr(config, part), name)
+        if value is not None and value < low:
+            raise TrainError(f"{flag} must be at least {low}, got {value}")
+    for flag, value in (("--lr", config.optim.lr), ("--weight-decay", config.optim.weight_decay)):
+        if not (math.isfinite(value) and value >= 0):  # lr 0 is a fair probe (BatchNorm only)
+            raise TrainError(f"{flag} must be a number >= 0, got {value}")
+    if config.optim.lr_gamma > 1:
+        raise TrainError(f"--lr-gamma must be at most 1, got {config.optim.lr_gamma}")

@@ -2,7 +2,7 @@
 
 `torchrun --nproc-per-node N -m train ...` starts N copies of the command with RANK,
 WORLD_SIZE and LOCAL_RANK in the environment. Each copy trains on its slice of every global
-batch (`train.data.CropSampler`), DDP averages the gradients, and only rank 0 writes logs and
+batch (`train.crops.CropSampler`), DDP averages the gradients, and only rank 0 writes logs and
 checkpoints. gloo carries the traffic on CPU, nccl on CUDA (one GPU per process).
 """
 

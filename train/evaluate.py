@@ -25,9 +25,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from train.data import open_musdb, track_audio
 from train.inference import separate
 from train.models.base import SeparationModel
+from train.validation import open_musdb, track_audio
 
 SUMMARY_CSV = "summary.csv"
 SUMMARY_MD = "summary.md"

@@ -12,7 +12,7 @@ import math
 import numpy as np
 import torch
 
-from train.data import fit_length, resample
+from train.audio import fit_length, resample
 from train.errors import TrainError
 from train.models.base import SeparationModel
 

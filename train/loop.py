@@ -23,8 +23,9 @@ from tqdm import tqdm
 
 from manifests import STEM_NAMES, Dataset
 from train import checkpoint, distributed
+from train.audio import keep_freed_memory
 from train.config import ModelConfig, TrainConfig
-from train.data import keep_freed_memory, make_loaders
+from train.data import make_loaders
 from train.errors import TrainError
 from train.logs import RunLog
 from train.models import MODELS
@@ -223,6 +224,7 @@ def fit(config: TrainConfig, command: str) -> list[dict[str, Any]]:
         progress = {key: resumed[key] for key in progress}
     if process.is_main:
         out.mkdir(parents=True, exist_ok=True)
+        checkpoint.remove_stale_temps(out)
         log = RunLog(out)
     frames = round(config.data.segment * model.sample_rate)
     deadline = started + 60 * loop.max_minutes if loop.max_minutes else math.inf

@@ -45,10 +45,10 @@ from sklearn.exceptions import ConvergenceWarning
 from threadpoolctl import threadpool_limits
 
 from manifests import STEM_NAMES
-from train.data import open_musdb
 from train.errors import TrainError
 from train.evaluate import evaluate_tracks, whole_sdr
 from train.models import spectral
+from train.validation import open_musdb
 
 EPS = 1e-10
 
