@@ -21,6 +21,17 @@ def source_root(tmp_path_factory) -> Path:
     )
 
 
+@pytest.fixture(scope="session")
+def small_render(source_root, tmp_path_factory) -> Path:
+    """A real 4-item render of 1 s items at 22.05 kHz; tests that change it copy it first."""
+    from augment.render import RenderSettings, render_dataset
+
+    out = tmp_path_factory.mktemp("small-render") / "ds"
+    settings = RenderSettings(root=str(source_root), seconds=1.0, sample_rate=SR, quality="fast")
+    render_dataset(settings, out, n=4, jobs=1, progress=False)
+    return out
+
+
 @pytest.fixture
 def one_thread():
     """One intra-op torch thread: tiny tensors gain nothing from a second one, and on a shared

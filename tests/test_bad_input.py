@@ -11,20 +11,11 @@ import pytest
 from click.testing import CliRunner
 
 from augment.cli import main as msaug
-from augment.render import RenderSettings, render_dataset
 from manifests import Dataset
 from manifests.verify import verify
 from train.cli import main as mstrain
 
 SR = 22050
-
-
-@pytest.fixture(scope="module")
-def rendered(source_root, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("bad-input") / "ds"
-    settings = RenderSettings(root=str(source_root), seconds=1.0, sample_rate=SR, quality="fast")
-    render_dataset(settings, out, n=4, jobs=1, progress=False)
-    return out
 
 
 def _one_line(result, message: str) -> None:
@@ -121,9 +112,9 @@ def _train_args(data: Path, out: Path, *extra: str) -> list[str]:
 
 
 @pytest.mark.parametrize(("flags", "message"), TRAIN_FLAGS)
-def test_bad_train_flags(rendered, tmp_path, flags, message):
+def test_bad_train_flags(small_render, tmp_path, flags, message):
     out = tmp_path / "run"
-    _one_line(CliRunner().invoke(mstrain, _train_args(rendered, out, *flags)), message)
+    _one_line(CliRunner().invoke(mstrain, _train_args(small_render, out, *flags)), message)
     assert not out.exists()
 
 
@@ -147,9 +138,9 @@ def _corrupt(path: Path) -> None:
         (_truncate, "frames"),
     ],
 )
-def test_damaged_audio_is_refused_before_training(rendered, tmp_path, damage, message):
+def test_damaged_audio_is_refused_before_training(small_render, tmp_path, damage, message):
     data = tmp_path / "ds"
-    shutil.copytree(rendered, data)
+    shutil.copytree(small_render, data)
     damage(data / Dataset.open(data).stems["path"][2])
     out = tmp_path / "run"
     _one_line(CliRunner().invoke(mstrain, _train_args(data, out)), message)

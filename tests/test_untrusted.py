@@ -18,7 +18,6 @@ import pytest
 from click.testing import CliRunner
 
 from augment.cli import main as msaug
-from augment.render import RenderSettings, render_dataset
 from manifests import Dataset, ManifestError
 from manifests.pack import pack
 from manifests.schema import DATASET_JSON
@@ -29,19 +28,11 @@ from train.cli import main as mstrain_main
 SR = 22050
 
 
-@pytest.fixture(scope="module")
-def rendered(source_root, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("untrusted") / "ds"
-    settings = RenderSettings(root=str(source_root), seconds=0.5, sample_rate=SR, quality="fast")
-    render_dataset(settings, out, n=3, jobs=1, progress=False)
-    return out
-
-
 @pytest.fixture
-def work(tmp_path, rendered) -> Path:
+def work(tmp_path, small_render) -> Path:
     """A private copy of the render inside `tmp_path/inside`; the rest of tmp_path is 'outside'."""
     copy = tmp_path / "inside" / "ds"
-    shutil.copytree(rendered, copy)
+    shutil.copytree(small_render, copy)
     return copy
 
 
