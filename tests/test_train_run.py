@@ -217,3 +217,28 @@ def test_stale_checkpoint_temp_files_are_removed_on_resume(tmp_path):
     (tmp_path / "last.pt").write_bytes(b"kept")
     remove_stale_temps(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]
+
+
+def test_sigterm_keeps_the_last_epoch_and_prints_the_resume_command(data, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "train", "--data", str(data), "--out", str(out)]
+    command += ["--epochs", "50", *map(str, TINY)]
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (out / "last.pt").exists():
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 128 + signal.SIGTERM, stderr
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith("interrupted by SIGTERM: ") and last.endswith("--resume")
+    done = len(losses(out))
+    assert 1 <= done < 50
+    resumed = mstrain("--data", data, "--out", out, "--epochs", done + 1, *TINY, "--resume")
+    assert resumed.exit_code == 0, resumed.output
+    assert len(losses(out)) == done + 1

@@ -33,6 +33,7 @@ from train.inference import CHUNK_SECONDS
 from train.loop import fit, per_target_configs, resolve_device
 from train.nmf import NMFConfig, evaluate_nmf
 from train.separate import separate_song
+from train.stopping import resume_line, stop_on_sigterm
 from train.validation import MUSDB_SUBSETS
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -208,7 +209,13 @@ def train(ctx: click.Context, **options: Any) -> None:
     se-bsrnn), one model per source in turn, in OUT/<source>.
     """
     for config in per_target_configs(train_config(options)):
-        fit(config, shlex.join(ctx.meta["argv"]))
+        try:
+            with stop_on_sigterm():
+                fit(config, shlex.join(ctx.meta["argv"]))
+        except KeyboardInterrupt as stopped:
+            line, status = resume_line(stopped, config.loop.out, ctx.meta["argv"])
+            click.echo(line, err=True)
+            sys.exit(status)
 
 
 @main.command("eval")
