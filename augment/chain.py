@@ -1,8 +1,9 @@
 """Rendering an ordered chain of concrete effects on one stem.
 
 Pitch shift and time stretch are fused into one Rubber Band call wherever they sit in the chain
-(they always come first in drawn chains); every other effect runs in one pedalboard
-`Pedalboard` with `reset=True`, so no tail leaks from one stem into the next.
+(they always come first in drawn chains), skipped when they cancel out (no shift, duration
+factor 1: the input is then passed on bit for bit); every other effect runs in order through
+its own `process`, with its state reset, so no tail leaks from one stem into the next.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
-import pedalboard
 
 from augment.effects import Effect, PitchShift, TimeStretch
 from augment.stretch import frames_to_read, pitch_stretch
@@ -43,9 +43,10 @@ def apply_chain(
 ) -> np.ndarray:
     """Render `effects` on (channels, n) audio read with `source_frames`; return `frames` frames."""
     rb = _rubber_band(effects)
-    if rb is not None:
+    if rb is not None and rb != (0.0, 1.0):
         audio = pitch_stretch(audio, sample_rate, rb[0], rb[1], frames, backend, quality)
-    others = [e.plugin() for e in effects if not isinstance(e, (PitchShift, TimeStretch))]
-    if others:
-        audio = pedalboard.Pedalboard(others)(audio, float(sample_rate), reset=True)
-    return np.ascontiguousarray(audio[:, :frames], dtype=np.float32)
+    audio = np.ascontiguousarray(audio[:, :frames], dtype=np.float32)
+    for effect in effects:
+        if not isinstance(effect, (PitchShift, TimeStretch)):
+            audio = effect.process(audio, sample_rate)
+    return np.ascontiguousarray(audio, dtype=np.float32)

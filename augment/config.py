@@ -57,6 +57,11 @@ class Suitability:
     window: int = 4410
     min_active_fraction: float = 0.3
     max_attempts: int = 10
+    """Offsets tried in one song before another song is drawn."""
+    max_tracks: int = 3
+    """Songs tried per stem (incoherent) or per item (coherent, semi-coherent), as the
+    source's incoherent rule; the source's coherent items kept their last, unsuitable segment
+    after `max_attempts` offsets, which msaug does not copy."""
 
 
 @dataclass(frozen=True)
@@ -81,9 +86,10 @@ class EffectSpec:
 
 @dataclass(frozen=True)
 class RenderConfig:
-    """Per-stem effect specs and gains. `shared` holds the `[effects]` pitch and stretch specs,
-    which coherent mode draws once per item for all stems (per-stem overrides of those two are
-    used by the other modes)."""
+    """Per-stem effect specs and gains. `shared` holds the `[effects]` specs that coherent mode
+    draws once per item for all stems, as the source's coherent mode (`[coherent] share`,
+    default every kind in `[effects]`; per-stem overrides of those are used by the other
+    modes)."""
 
     effects: dict[str, tuple[EffectSpec, ...]]
     gain_db: dict[str, tuple[float, float]]
@@ -219,16 +225,31 @@ def _merge(base: dict[str, Any], override: Any, where: str) -> dict[str, Any]:
     return merged
 
 
+def _coherent_share(table: Any, kinds: list[str]) -> list[str]:
+    """`[coherent] share = [...]`: the `[effects]` kinds coherent items draw once for all
+    stems (default: all; `["pitch_shift", "time_stretch"]` was msaug's behaviour before)."""
+    table = dict(_table(table, "coherent"))
+    share = table.pop("share", kinds)
+    if table:
+        raise ConfigError(f"coherent: unknown key(s) {sorted(table)}; use share")
+    if not isinstance(share, list) or not set(share) <= set(kinds):
+        raise ConfigError(
+            f"coherent.share must be a list of [effects] kinds {kinds}, got {share!r}"
+        )
+    return share
+
+
 def _ordered(tables: dict[str, dict[str, Any]]) -> list[str]:
     standard = [k for k in STANDARD_ORDER if k in tables]
     return standard + [k for k in tables if k not in STANDARD_ORDER]
 
 
 def build_config(data: dict[str, Any]) -> RenderConfig:
-    unknown = set(data) - {"effects", "stems", "suitability"}
+    unknown = set(data) - {"effects", "stems", "suitability", "coherent"}
     if unknown:
         raise ConfigError(
-            f"unknown config section(s) {sorted(unknown)}; use effects, stems, suitability"
+            f"unknown config section(s) {sorted(unknown)}; use effects, stems, suitability, "
+            "coherent"
         )
     suit_data = _table(data.get("suitability", {}), "suitability")
     suit_fields = {f.name: f for f in dataclasses.fields(Suitability)}
@@ -240,12 +261,13 @@ def build_config(data: dict[str, Any]) -> RenderConfig:
         if isinstance(suit_fields[key].default, int) and value != int(value):
             raise ConfigError(f"suitability.{key} must be a whole number, got {value}")
     suitability = Suitability(**{k: type(suit_fields[k].default)(v) for k, v in suit_data.items()})
-    if suitability.max_attempts < 1 or suitability.window < 1:
-        raise ConfigError("suitability.max_attempts and suitability.window must be at least 1")
+    if min(suitability.max_attempts, suitability.max_tracks, suitability.window) < 1:
+        raise ConfigError("suitability.max_attempts, max_tracks and window must be at least 1")
     common = _merge(DEFAULT_EFFECTS, data.get("effects", {}), "effects")
     # Checked here first so that mistakes in [effects.X] are reported under their own name.
     common_specs = {kind: _effect_spec(kind, common[kind], f"effects.{kind}") for kind in common}
-    shared = tuple(common_specs[k] for k in RUBBER_BAND if k in common_specs)
+    share = _coherent_share(data.get("coherent", {}), list(_ordered(common)))
+    shared = tuple(common_specs[k] for k in _ordered(common) if k in share)
     stems_data = _table(data.get("stems", {}), "stems")
     unknown_stems = set(stems_data) - set(STEM_NAMES)
     if unknown_stems:

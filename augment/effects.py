@@ -15,6 +15,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import numpy as np
 import pedalboard
 
 EFFECTS: dict[str, type[Effect]] = {}
@@ -60,6 +61,14 @@ class Effect:
     def plugin(self) -> pedalboard.Plugin:
         raise NotImplementedError(f"{self.kind} is rendered by augment.stretch, not pedalboard")
 
+    def process(self, audio: np.ndarray, sample_rate: int) -> np.ndarray:
+        """(channels, n) float32 audio through this effect, with no state from earlier calls."""
+        return self.plugin()(audio, float(sample_rate), reset=True)
+
+
+def rms(audio: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(audio, dtype=np.float64))))
+
 
 @dataclass(frozen=True)
 class PitchShift(Effect):
@@ -82,7 +91,11 @@ class TimeStretch(Effect):
 
 @dataclass(frozen=True)
 class Compressor(Effect):
-    """pedalboard's Compressor. `threshold_db` is absolute (dBFS), as rendered."""
+    """pedalboard's Compressor, then `makeup_db` of gain. `threshold_db` is absolute (dBFS),
+    as rendered. A compressor only takes level away (0.8 to 7.2 dB of RMS at the default
+    ranges, measured on a tone), which would make compressed stems systematically quieter and
+    loudness a cue for the flag; `augment.plan.build_effect` sets the makeup that gives the
+    segment its RMS back unless the config fixes one (docs/effects.md)."""
 
     kind: ClassVar[str] = "compressor"
     bounds: ClassVar[dict[str, tuple[float, float]]] = {
@@ -90,11 +103,13 @@ class Compressor(Effect):
         "ratio": (1.0, 100.0),
         "attack_ms": (0.0, 1000.0),
         "release_ms": (0.0, 5000.0),
+        "makeup_db": (0.0, 24.0),
     }
     threshold_db: float
     ratio: float
     attack_ms: float = 1.0
     release_ms: float = 100.0
+    makeup_db: float = 0.0
 
     def plugin(self) -> pedalboard.Plugin:
         return pedalboard.Compressor(
@@ -104,10 +119,35 @@ class Compressor(Effect):
             release_ms=self.release_ms,
         )
 
+    def process(self, audio: np.ndarray, sample_rate: int) -> np.ndarray:
+        out = self.plugin()(audio, float(sample_rate), reset=True)
+        return out * np.float32(10 ** (self.makeup_db / 20)) if self.makeup_db else out
+
+    def restoring_makeup(self, audio: np.ndarray, sample_rate: int) -> float:
+        """The makeup gain (dB, within bounds) that gives `audio` its RMS back."""
+        before, after = rms(audio), rms(self.plugin()(audio, float(sample_rate), reset=True))
+        if before == 0 or after == 0:
+            return 0.0
+        return min(max(20 * math.log10(before / after), 0.0), self.bounds["makeup_db"][1])
+
+
+SOURCE_DRY, SOURCE_WET = 0.7, 0.3
+"""The source's reverb mix: 0.7 dry + 0.3 wet."""
+WET_NORM = math.sqrt(1 - SOURCE_DRY**2) / SOURCE_WET
+"""RMS of the wet path relative to the input (~2.38): the source's mix then keeps the stem's
+power, whatever the room (docs/effects.md has the measurements)."""
+
 
 @dataclass(frozen=True)
 class Reverb(Effect):
-    """pedalboard's (Freeverb) Reverb; the source mixed 0.3 wet with 0.7 dry."""
+    """Freeverb (pedalboard's Reverb) mixed as `dry_level * x + wet_level * wet(x)`.
+
+    Levels are amplitudes, as in the source. pedalboard itself scales its dry path by 2 and its
+    wet path by 3 (JUCE's Freeverb), so its `dry_level = 0.7` is +3 dB, and its wet level
+    depends on the room (0.39 to 0.64 of the input RMS on noise). Here the wet path alone is
+    rendered and scaled to `WET_NORM` times the input's RMS, so the source's 0.7 / 0.3 mix
+    keeps the stem's level and `dry_level = 1, wet_level = 0` is the input itself.
+    """
 
     kind: ClassVar[str] = "reverb"
     bounds: ClassVar[dict[str, tuple[float, float]]] = {
@@ -124,13 +164,24 @@ class Reverb(Effect):
     width: float = 1.0
 
     def plugin(self) -> pedalboard.Plugin:
+        """The wet path only, at pedalboard's own level (scaled in `process`)."""
         return pedalboard.Reverb(
             room_size=self.room_size,
             damping=self.damping,
-            wet_level=self.wet_level,
-            dry_level=self.dry_level,
+            wet_level=1.0,
+            dry_level=0.0,
             width=self.width,
         )
+
+    def process(self, audio: np.ndarray, sample_rate: int) -> np.ndarray:
+        out = audio * np.float32(self.dry_level)
+        if self.wet_level == 0:
+            return out
+        wet = self.plugin()(audio, float(sample_rate), reset=True)
+        level = rms(wet)
+        if level > 0:
+            out += wet * np.float32(self.wet_level * WET_NORM * rms(audio) / level)
+        return out
 
 
 @dataclass(frozen=True)

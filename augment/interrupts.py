@@ -96,6 +96,8 @@ def watch_parent(parent_pid: int | None) -> None:
     if os.getppid() != parent_pid:
         os._exit(1)  # the parent is already gone
     _watching.add(parent_pid)
+    for sig in _SIGNALS:  # a terminal's Ctrl-C or a scheduler's SIGTERM reaches the whole
+        signal.signal(sig, signal.SIG_IGN)  # group: the parent decides; joblib SIGKILLs us
 
     def watch() -> None:
         while not threading.Event().wait(WATCH_SECONDS):

@@ -13,22 +13,24 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from augment.chain import source_frames
 from augment.config import RUBBER_BAND, RenderConfig
-from augment.effects import EFFECTS, Effect
+from augment.effects import EFFECTS, Compressor, Effect
 from augment.segments import rejection
 from augment.sources import Track, read_segment
 from manifests.schema import STEM_NAMES
 
 _THRESHOLD_FLOOR_DB = -80.0
-DRAW_SCHEME = 2
+DRAW_SCHEME = 3
 """Bumped whenever the same (seed, index, config) would draw a different item. Part of the
 render identity, so a dataset is never extended by another scheme. 1: schema-1 renders (time
-stretch drawn as a playback rate); 2: stretch drawn as a duration factor, as the source."""
+stretch drawn as a playback rate); 2: stretch drawn as a duration factor, as the source;
+3: coherent items share their whole chain, up to `max_tracks` songs per stem or item, the
+compressor's restoring makeup, reverb levels as amplitudes."""
 
 
 @dataclass(frozen=True)
@@ -67,16 +69,26 @@ def item_seed(run_seed: int, index: int) -> int:
     return int(state >> np.uint64(1))
 
 
-def build_effect(kind: str, values: dict[str, float], source_peak: float) -> Effect:
-    """A concrete effect from drawn values; the compressor's relative threshold becomes dBFS
-    of this segment's peak, which keeps the source's thresholds meaningful without its
-    per-stem peak normalisation."""
+def build_effect(
+    kind: str, values: dict[str, float], segment: np.ndarray, sample_rate: int
+) -> Effect:
+    """A concrete effect from drawn values and the stem's source segment.
+
+    The compressor's relative threshold becomes dBFS of this segment's peak, which keeps the
+    source's thresholds meaningful without its per-stem peak normalisation; without a
+    `makeup_db` in the config, its makeup is the gain that gives this segment its RMS back
+    (`Compressor.restoring_makeup`). Both are stored in the effect, so a rerender needs no
+    audio to know them.
+    """
     values = dict(values)
     if kind == "compressor" and "threshold_rel" in values:
         relative = values.pop("threshold_rel")
-        level = 20 * math.log10(max(relative * source_peak, 1e-10))
+        level = 20 * math.log10(max(relative * float(np.abs(segment).max()), 1e-10))
         values["threshold_db"] = min(0.0, max(_THRESHOLD_FLOOR_DB, level))
-    return EFFECTS[kind](**values)
+    effect = EFFECTS[kind](**values)
+    if isinstance(effect, Compressor) and "makeup_db" not in values:
+        effect = replace(effect, makeup_db=effect.restoring_makeup(segment, sample_rate))
+    return effect
 
 
 @dataclass(frozen=True)
@@ -102,18 +114,16 @@ def _draft(
         np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2 + len(STEM_NAMES))
     )
     mode = _draw_mode(mode_rng, weights)
-    shared = [(s.kind, s.draw(mode_rng, mode)) for s in config.shared]
+    shared = {s.kind: s.draw(mode_rng, mode) for s in config.shared}
     effects, gains = {}, {}
     for stem, rng in zip(STEM_NAMES, stem_rngs, strict=True):
         chain = []
         for spec in config.effects[stem]:
-            values = spec.draw(rng, mode)
-            if mode == "coherent" and spec.kind in RUBBER_BAND:
-                continue
+            values = spec.draw(rng, mode)  # always drawn: the stream never depends on the mode
+            if mode == "coherent" and spec.kind in shared:
+                values = shared[spec.kind]  # one set of values for every stem, as the source
             if values is not None:
                 chain.append((spec.kind, values))
-        if mode == "coherent":
-            chain = [(k, v) for k, v in shared if v is not None] + chain
         effects[stem] = chain
         low, high = config.gain_db[stem]
         gains[stem] = float(rng.uniform(low, high))
@@ -150,20 +160,22 @@ def draw_item(
     for group in groups:
         longest = max(need[s] for s in group)
         candidates = [t for t in tracks if t.num_frames >= longest]
-        track = candidates[rng.integers(len(candidates))]
-        for _ in range(rule.max_attempts):
-            attempts += 1
-            start = int(rng.integers(0, track.num_frames - longest + 1))
-            segment = {s: read_segment(track, s, start, need[s]) for s in group}
-            why = {s: rejection(a, rule) for s, a in segment.items()}
-            failed = [f"{s}:{r}" for s, r in why.items() if r is not None]
-            if not failed:
-                audio.update(segment)
-                chosen.update({s: (track, start) for s in group})
+        songs = rng.choice(len(candidates), min(rule.max_tracks, len(candidates)), replace=False)
+        for song in songs:  # another song after `max_attempts` unusable offsets
+            track = candidates[int(song)]
+            for _ in range(rule.max_attempts):
+                attempts += 1
+                start = int(rng.integers(0, track.num_frames - longest + 1))
+                segment = {s: read_segment(track, s, start, need[s]) for s in group}
+                why = {s: rejection(a, rule) for s, a in segment.items()}
+                failed = [f"{s}:{r}" for s, r in why.items() if r is not None]
+                if not failed:
+                    audio.update(segment)
+                    chosen.update({s: (track, start) for s in group})
+                    break
+                reasons.update(failed)
+            if group[0] in chosen:
                 break
-            reasons.update(failed)
-            if draft.mode == "incoherent":
-                track = candidates[rng.integers(len(candidates))]
         else:
             rejected.update(reasons)
             raise DrawFailure(index, reasons)
@@ -173,9 +185,7 @@ def draw_item(
             stem=s,
             track=chosen[s][0],
             start=chosen[s][1],
-            effects=tuple(
-                build_effect(k, v, float(np.abs(audio[s]).max())) for k, v in draft.effects[s]
-            ),
+            effects=tuple(build_effect(k, v, audio[s], sample_rate) for k, v in draft.effects[s]),
             gain_db=draft.gains[s],
         )
         for s in STEM_NAMES

@@ -8,6 +8,8 @@ space under `--out`, and refused with the numbers unless `--force`.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import shutil
 from pathlib import Path
 
@@ -52,10 +54,16 @@ def check_disk(out: Path, n_items: int, settings: RenderSettings, force: bool) -
     return need
 
 
-def disk_full(out: Path, settings: RenderSettings) -> bool:
-    """Whether a write error under `out` is most likely a full disk (libsndfile reports
-    ENOSPC as 'System error'): less than one item's worth of space is left."""
-    try:
-        return _free_bytes(out) < 2 * item_bytes(settings)
-    except OSError:
-        return False
+def disk_full(out: Path, error: BaseException) -> bool:
+    """Whether `error` (or one it was raised from) is a full disk or an exhausted quota.
+    libsndfile reports ENOSPC as "System error" without an errno, so a libsndfile error with
+    less than 1 MB free under `out` counts too."""
+    chain: BaseException | None = error
+    while chain is not None:
+        if isinstance(chain, OSError) and chain.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if type(chain).__name__ == "LibsndfileError":
+            with contextlib.suppress(OSError):
+                return _free_bytes(out) < 10**6
+        chain = chain.__cause__ or chain.__context__
+    return False

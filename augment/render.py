@@ -1,40 +1,37 @@
 """`msaug render`: draw, render and write augmented items in parallel, resumably.
 
-Items go to joblib workers in batches; each worker opens the sources once (cached per
-process), plans and renders its items (`augment.item`), writes their audio atomically and
-returns the manifest rows. The parent alone writes manifest parts, so rows never interleave.
-Running the same command again on the same `--out` skips finished items and gives
+Items go to joblib workers in batches (`augment.batches`); the parent alone writes manifest
+parts, so rows never interleave. Running the same command again on the same `--out` skips finished items and gives
 byte-identical results; a larger `--n` extends the dataset.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 from typing import Any
 
-from joblib import Parallel, delayed
 from tqdm import tqdm
 
 from augment.backends import execution_backend
+from augment.batches import Job, run_batches
 from augment.config import RenderConfig, load_config, parse_mode
 from augment.effects import effect_columns
 from augment.errors import ConfigError, SourceError
 from augment.identity import identity, provenance, source_listing
-from augment.interrupts import Interrupted, stop_on_signals, watch_parent
-from augment.item import item_id, remove_unlisted_items, render_item
-from augment.plan import DrawFailure, draw_item
+from augment.interrupts import Interrupted, StopFlag, stop_on_signals
+from augment.item import item_id, remove_unlisted_items
 from augment.preflight import check_disk, disk_full, size_text
 from augment.settings import RenderSettings, check_settings
 from augment.sources import SourceRoot, Track
 from augment.stretch import frames_to_read
 from manifests import DatasetWriter
-from manifests.lock import WriterLock, worker_hold
+from manifests.lock import WriterLock
 from manifests.schema import DATASET_JSON, STEM_NAMES
 
 __all__ = ["RenderSettings", "RenderSummary", "item_id", "render_dataset"]
@@ -60,72 +57,6 @@ class RenderSummary:
     """Item folders of unfinished batches that were removed (they are rendered again)."""
 
 
-@dataclass(frozen=True)
-class _Job:
-    """What a worker needs for a batch: plain data only (pedalboard objects do not pickle)."""
-
-    settings: RenderSettings
-    config: RenderConfig
-    weights: dict[str, float]
-    track_keys: tuple[tuple[str, str], ...]
-    listing_digest: str
-    out: str
-    lock_token: str
-    parent_pid: int | None
-    indices: tuple[int, ...]
-
-
-@cache
-def _open_sources(root: str, form: str, listing_digest: str) -> SourceRoot:
-    """One SourceRoot per worker process, reused by every batch it runs.
-
-    The digest of the parent's track listing is part of the key, so a worker that outlives
-    one render (loky reuses workers) never serves a stale listing to the next.
-    """
-    return SourceRoot.open(root, form)  # type: ignore[arg-type]
-
-
-def _render_batch(job: _Job) -> dict[str, Any]:
-    """Render one batch while holding `out`'s lock shared: a worker orphaned by a killed run
-    finishes its batch, then finds the folder taken and stops (`manifests.lock`)."""
-    watch_parent(job.parent_pid)
-    with worker_hold(job.out, job.lock_token):
-        return _render_indices(job)
-
-
-def _render_indices(job: _Job) -> dict[str, Any]:
-    sources = _open_sources(job.settings.root, job.settings.source_form, job.listing_digest)
-    tracks = [sources.track(subset, name) for subset, name in job.track_keys]
-    items, stems, failed, rejected = [], [], {}, Counter()
-    for index in job.indices:
-        try:
-            plan, audio = draw_item(
-                index,
-                job.settings.seed,
-                job.weights,
-                job.config,
-                tracks,
-                job.settings.frames,
-                job.settings.sample_rate,
-                rejected,
-            )
-        except DrawFailure as failure:
-            failed[index] = dict(failure.reasons)
-            continue
-        item, item_stems = render_item(
-            plan, audio, job.settings, job.config.suitability, Path(job.out)
-        )
-        items.append(item)
-        stems.extend(item_stems)
-    return {
-        "indices": job.indices,
-        "items": items,
-        "stems": stems,
-        "failed": failed,
-        "rejected": rejected,
-    }
-
-
 def _eligible_tracks(
     sources: SourceRoot, settings: RenderSettings, config: RenderConfig
 ) -> list[Track]:
@@ -148,20 +79,42 @@ def _eligible_tracks(
     return long_enough
 
 
-_WAVE = 32
-
-
-def _run_batches(jobs_list: list[_Job], n_jobs: int, streaming: bool) -> Iterator[dict[str, Any]]:
-    """Batch results as they finish. Backends that cannot stream results (ray's) run in waves
-    of `_WAVE` batches, so manifest parts still land, and progress still moves, as work ends."""
-    if streaming:
-        yield from Parallel(n_jobs=n_jobs, return_as="generator_unordered")(
-            delayed(_render_batch)(job) for job in jobs_list
-        )
-        return
-    for start in range(0, len(jobs_list), _WAVE):
-        wave = jobs_list[start : start + _WAVE]
-        yield from Parallel(n_jobs=n_jobs)(delayed(_render_batch)(job) for job in wave)
+def _write_results(
+    results: Iterator[dict[str, Any]],
+    writer: DatasetWriter,
+    summary: RenderSummary,
+    stop: StopFlag,
+    bar: tqdm,
+) -> None:
+    """Write each batch's manifest part as it arrives. A signal ends this cleanly (recorded in
+    `summary.interrupted`); closing `results` makes joblib kill the unfinished batches."""
+    try:
+        while True:
+            with stop.waiting_for_results():
+                result = next(results, None)
+            if result is None:
+                return
+            writer.write_part(item_id(result["indices"][0]), result["items"], result["stems"])
+            summary.rendered += len(result["items"])
+            summary.rejected.update(result["rejected"])
+            summary.failed.update(result["failed"])
+            bar.update(len(result["indices"]))
+            stop.check()
+    except Interrupted as exc:
+        summary.interrupted = exc.name
+    except Exception as exc:
+        if stop.signum is not None:  # a worker hit by the same signal failed its batch first
+            summary.interrupted = signal.Signals(stop.signum).name
+        elif disk_full(writer.root, exc):
+            raise ConfigError(
+                f"the disk under {writer.root} is full after {summary.rendered} items of this "
+                "run (every finished batch is kept); free space and rerun the same command to "
+                "resume"
+            ) from exc
+        else:
+            raise
+    finally:
+        results.close()
 
 
 def render_dataset(
@@ -228,7 +181,7 @@ def render_dataset(
             )
         keys, digest = tuple((t.subset, t.name) for t in tracks), listing["digest"]
         jobs_list = [
-            _Job(
+            Job(
                 settings,
                 config,
                 weights,
@@ -243,35 +196,11 @@ def render_dataset(
         ]
         bar = tqdm(total=len(todo), desc="rendering", unit="item", disable=not progress or not todo)
         with execution_backend(backend, scheduler), stop_on_signals() as stop:
-            results = _run_batches(jobs_list, jobs, streaming=backend != "ray")
-            try:
-                while True:
-                    with stop.waiting_for_results():
-                        result = next(results, None)
-                    if result is None:
-                        break
-                    key = item_id(result["indices"][0])
-                    writer.write_part(key, result["items"], result["stems"])
-                    summary.rendered += len(result["items"])
-                    summary.rejected.update(result["rejected"])
-                    summary.failed.update(result["failed"])
-                    bar.update(len(result["indices"]))
-                    stop.check()
-            except Exception as exc:
-                if not disk_full(out, settings):
-                    raise
-                raise ConfigError(
-                    f"the disk under {out} is full after {summary.rendered} items of this run "
-                    "(every finished batch is kept); free space and rerun the same command to "
-                    "resume"
-                ) from exc
-            except Interrupted as exc:
-                summary.interrupted = exc.name
-                results.close()  # joblib kills the workers of unfinished batches
-                writer.remove_temp_files()
-                summary.removed += remove_unlisted_items(out, writer.done_item_ids())
-            finally:
-                results.close()
+            results = run_batches(jobs_list, jobs, streaming=backend != "ray")
+            _write_results(results, writer, summary, stop, bar)
+        if summary.interrupted:  # after the backend is down: no worker writes any more
+            writer.remove_temp_files()
+            summary.removed += remove_unlisted_items(out, writer.done_item_ids())
         bar.close()
         summary.seconds = time.perf_counter() - started
         failed = {str(k): v for k, v in sorted(summary.failed.items())}

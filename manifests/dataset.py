@@ -159,7 +159,9 @@ class Dataset:
         against a whitelist before pandas evaluates it."""
         if not where:
             return self
-        check_query(where, self.wide.columns, self.stem_names)
+        wide = self.wide
+        numeric = [c for c in wide.columns if pd.api.types.is_numeric_dtype(wide[c].dtype)]
+        check_query(where, wide.columns, self.stem_names, numeric)
         try:  # empty scopes: nothing but the columns is reachable, whatever check_query missed
             mask = self.wide.eval(where, local_dict={}, global_dict={})
         except Exception as exc:  # pandas raises many types for a bad expression

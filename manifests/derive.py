@@ -26,13 +26,14 @@ import pandas as pd
 
 from manifests.checksum import CHECKSUM_ALGO
 from manifests.errors import ManifestError
-from manifests.lock import LOCK_FILE, WriterLock, holder
+from manifests.lock import WriterLock, holder
 from manifests.tables import write_tables
 from manifests.writer import now, package_version
 
 TEMP_FOLDER_MARK = ".tmp-"
+SETUP_MARK = ".setup-"
 SETUP_SECONDS = 60.0
-"""A temp folder younger than this without a lock file is being set up, not stale."""
+"""A setup folder (a temp folder before its lock) older than this was left by a crash."""
 DERIVATION_KEYS = ("where", "parent", "parts")
 """Header keys that describe how a dataset was derived; a child records its own, not these."""
 
@@ -59,20 +60,8 @@ def new_folder(out: str | Path, sources: Iterable[Path] = ()) -> Iterator[Path]:
                 f"--out {out} is inside the input {source}; choose a folder outside"
             )
     out.parent.mkdir(parents=True, exist_ok=True)
-    for stale in glob.glob(glob.escape(str(out.with_name(f".{out.name}{TEMP_FOLDER_MARK}"))) + "*"):
-        writing = holder(stale)
-        setting_up = not os.path.exists(os.path.join(stale, LOCK_FILE))
-        if writing is None and setting_up and time.time() - os.stat(stale).st_mtime < SETUP_SECONDS:
-            writing = {"pid": "?"}  # created an instant ago; its lock is being taken
-        if writing is not None:
-            raise ManifestError(
-                f"another msaug (pid {writing.get('pid', '?')}) is writing {out}; wait for it "
-                "or choose another --out"
-            )
-        shutil.rmtree(stale)  # left by an interrupted run with the same --out
-    temp = out.with_name(f".{out.name}{TEMP_FOLDER_MARK}{os.getpid()}-{uuid.uuid4().hex[:8]}")
-    temp.mkdir()
-    lock = WriterLock.acquire(temp)
+    _remove_leftovers(out)
+    temp, lock = _locked_temp(out)
     try:
         yield temp
         try:
@@ -86,7 +75,42 @@ def new_folder(out: str | Path, sources: Iterable[Path] = ()) -> Iterator[Path]:
     finally:
         lock.release()
         if temp.exists():
-            shutil.rmtree(temp)
+            shutil.rmtree(temp, ignore_errors=True)
+
+
+def _locked_temp(out: Path) -> tuple[Path, WriterLock]:
+    """A new temp folder for `out` that is locked from the moment it has its temp name: it is
+    made and locked under a setup name that the leftover search does not match, then renamed
+    (the lock follows the inode)."""
+    token = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    setup = out.with_name(f".{out.name}{SETUP_MARK}{token}")
+    setup.mkdir()
+    try:
+        lock = WriterLock.acquire(setup)
+    except BaseException:
+        shutil.rmtree(setup, ignore_errors=True)
+        raise
+    temp = out.with_name(f".{out.name}{TEMP_FOLDER_MARK}{token}")
+    os.replace(setup, temp)
+    lock.root = temp
+    return temp, lock
+
+
+def _remove_leftovers(out: Path) -> None:
+    """Temp folders of runs with the same `--out` that died; refuse if one is alive."""
+    prefix = glob.escape(str(out.with_name(f".{out.name}")))
+    for stale in glob.glob(prefix + TEMP_FOLDER_MARK + "*"):
+        writing = holder(stale)  # None also when it vanished: it was renamed onto `out`
+        if writing is not None:
+            raise ManifestError(
+                f"another msaug (pid {writing.get('pid', '?')}) is writing {out}; wait for it "
+                "or choose another --out"
+            )
+        shutil.rmtree(stale, ignore_errors=True)
+    for setup in glob.glob(prefix + SETUP_MARK + "*"):
+        with contextlib.suppress(FileNotFoundError):
+            if time.time() - os.stat(setup).st_mtime > SETUP_SECONDS:
+                shutil.rmtree(setup, ignore_errors=True)
 
 
 def place_file(source: Path, target: Path, copy: bool) -> bool:

@@ -144,11 +144,12 @@ class WriterLock:
         self._beat.start()
 
     def _heartbeat(self, command: str) -> None:
-        path = self.root / LEASE_FILE
         while not self._stop.wait(HEARTBEAT_SECONDS):
+            path = self.root / LEASE_FILE  # the root moves when a temp folder is renamed
             if _read_record(path).get("token") != self.token:
                 return  # taken over after a stall; workers will see the token change
-            _write_atomic(path, _record(self.token, command))
+            with contextlib.suppress(OSError):  # a full disk or a flaky mount: try again
+                _write_atomic(path, _record(self.token, command))
 
     def release(self, remove: bool = False) -> None:
         """Drop the lock; with `remove`, first delete the lock file (a finished folder)."""
@@ -211,7 +212,7 @@ def holder(root: str | Path) -> dict[str, Any] | None:
     root = Path(root)
     path = root / LOCK_FILE
     try:
-        fd = os.open(path, os.O_RDWR)
+        fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
         return None
     try:

@@ -21,6 +21,9 @@ FUNCTIONS = frozenset({"abs", "sqrt", "exp", "log", "log10"})
 """Functions a query may call: numeric ones that pandas' eval evaluates itself."""
 MAX_LENGTH = 4000
 """Longer text is refused before parsing (a query is a line, not a program)."""
+MAX_EXPONENT = 8
+"""`x ** n` takes a literal n up to this: pandas computes eagerly, and 10**10**10 never ends."""
+_ARITHMETIC = (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.FloorDiv, ast.Mod, ast.Pow)
 
 _OPERATORS: dict[type, str] = {
     ast.And: "and",
@@ -82,9 +85,35 @@ def _syntax_hint(where: str) -> str:
     return ""
 
 
-def _check_node(node: ast.AST, where: str, columns: Collection[str], listed: str) -> None:
+def _check_arithmetic(node: ast.BinOp, where: str, numeric: Collection[str], listed: str) -> None:
+    """Arithmetic on numeric columns only, never on two literals (nothing to compute: write
+    the value), and small literal exponents: so a query cannot make pandas build a gigabyte
+    string or an integer with billions of digits."""
+    sides = (node.left, node.right)
+    if all(isinstance(side, ast.Constant) for side in sides):
+        raise _refuse(where, f"arithmetic on two literals ({ast.unparse(node)})", listed)
+    for side in sides:
+        if isinstance(side, ast.Constant) and isinstance(side.value, str):
+            raise _refuse(where, f"arithmetic on the text {side.value!r}", listed)
+        if isinstance(side, ast.Name) and side.id not in numeric:
+            raise _refuse(where, f"arithmetic on the non-numeric column {side.id!r}", listed)
+    if isinstance(node.op, ast.Pow):
+        exponent = node.right
+        if not (
+            isinstance(exponent, ast.Constant)
+            and isinstance(exponent.value, int | float)
+            and abs(exponent.value) <= MAX_EXPONENT
+        ):
+            raise _refuse(where, f"an exponent other than a number up to {MAX_EXPONENT}", listed)
+
+
+def _check_node(
+    node: ast.AST, where: str, columns: Collection[str], listed: str, numeric: Collection[str]
+) -> None:
+    if isinstance(node, ast.BinOp) and isinstance(node.op, _ARITHMETIC):
+        _check_arithmetic(node, where, numeric, listed)
     if isinstance(node, ast.Expression):
-        _check_node(node.body, where, columns, listed)
+        _check_node(node.body, where, columns, listed, numeric)
     elif isinstance(node, ast.BoolOp | ast.UnaryOp | ast.BinOp | ast.Compare):
         ops = node.ops if isinstance(node, ast.Compare) else [node.op]
         for op in ops:
@@ -92,7 +121,7 @@ def _check_node(node: ast.AST, where: str, columns: Collection[str], listed: str
                 raise _refuse(where, f"the operator {type(op).__name__}", listed)
         for child in ast.iter_child_nodes(node):
             if not isinstance(child, ast.operator | ast.unaryop | ast.boolop | ast.cmpop):
-                _check_node(child, where, columns, listed)
+                _check_node(child, where, columns, listed, numeric)
     elif isinstance(node, ast.Name):
         if node.id.startswith("_"):
             raise _refuse(where, f"the name {node.id!r}", listed)
@@ -107,20 +136,25 @@ def _check_node(node: ast.AST, where: str, columns: Collection[str], listed: str
         for element in node.elts:
             if not isinstance(element, ast.Constant):
                 raise _refuse(where, "anything but literals inside [...]", listed)
-            _check_node(element, where, columns, listed)
+            _check_node(element, where, columns, listed, numeric)
     elif isinstance(node, ast.Call):
         name = node.func.id if isinstance(node.func, ast.Name) else None
         if name not in FUNCTIONS or node.keywords or len(node.args) != 1:
             shown = name or ast.unparse(node.func)
             raise _refuse(where, f"the call {shown}(...)", listed)
-        _check_node(node.args[0], where, columns, listed)
+        _check_node(node.args[0], where, columns, listed, numeric)
     elif isinstance(node, ast.Attribute):
         raise _refuse(where, f"the attribute access {ast.unparse(node)!r}", listed)
     else:
         raise _refuse(where, f"{ast.unparse(node)!r} ({type(node).__name__})", listed)
 
 
-def check_query(where: str, columns: Collection[str], stems: Collection[str] = ()) -> None:
+def check_query(
+    where: str,
+    columns: Collection[str],
+    stems: Collection[str] = (),
+    numeric: Collection[str] | None = None,
+) -> None:
     """Refuse `where` with one line unless every token is on the whitelist above."""
     if not isinstance(where, str):
         raise ManifestError(f"--where must be text, got {where!r}")
@@ -135,4 +169,8 @@ def check_query(where: str, columns: Collection[str], stems: Collection[str] = (
         ) from None
     except RecursionError:
         raise ManifestError(f"--where {where!r} nests too deeply") from None
-    _check_node(tree, where, columns, describe_columns(columns, stems))
+    listed = describe_columns(columns, stems)
+    try:
+        _check_node(tree, where, columns, listed, columns if numeric is None else numeric)
+    except RecursionError:
+        raise ManifestError(f"--where {where[:80]!r}... nests too deeply") from None

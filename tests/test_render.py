@@ -293,7 +293,8 @@ def test_an_absolute_compressor_threshold_replaces_the_relative_default():
     assert ranges("bass") == {"threshold_rel": (0.5, 0.5), "ratio": (2.0, 6.0)}
     (spec,) = [s for s in config.effects["drums"] if s.kind == "compressor"]
     draws = [spec.draw(np.random.default_rng(seed), "incoherent") for seed in range(20)]
-    effects = [build_effect("compressor", d, source_peak=0.5) for d in draws if d]
+    segment = np.full((2, 100), 0.5, dtype=np.float32)
+    effects = [build_effect("compressor", d, segment, SR) for d in draws if d]
     assert len(effects) > 5
     assert all(-30.0 <= e.threshold_db <= -10.0 for e in effects)
 
@@ -343,9 +344,9 @@ def test_undrawable_items_are_reported_not_dropped(tmp_path):
         _settings(root, seconds=1.0), tmp_path / "out", n=3, jobs=1, progress=False
     )
     assert summary.total_items == 0 and sorted(summary.failed) == [0, 1, 2]
-    assert summary.rejected == {"vocals:quiet": 30}
+    assert summary.rejected == {"vocals:quiet": 60}
     header = json.loads((tmp_path / "out" / "dataset.json").read_text())
-    assert header["provenance"]["failed_items"]["1"] == {"vocals:quiet": 10}
+    assert header["provenance"]["failed_items"]["1"] == {"vocals:quiet": 20}
 
 
 def test_merged_shards_equal_the_single_run(source_root, rendered, tmp_path):
