@@ -1,8 +1,8 @@
 """`msaug render`: draw, render and write augmented items in parallel, resumably.
 
 Items go to joblib workers in batches (`augment.batches`); the parent alone writes manifest
-parts, so rows never interleave. Running the same command again on the same `--out` skips finished items and gives
-byte-identical results; a larger `--n` extends the dataset.
+parts, so rows never interleave. Running the same command again on the same `--out` skips
+finished items and gives byte-identical results; a larger `--n` extends the dataset.
 """
 
 from __future__ import annotations
