@@ -228,6 +228,8 @@ def rerender(dataset: str, item_ids: tuple[str, ...], root: str | None) -> None:
         report = rerender_item(dataset, item_id, root)
         states = ", ".join(f"{k} {'ok' if v else 'DIFFERS'}" for k, v in report.matches.items())
         click.echo(f"{item_id}: {'identical' if report.ok else 'MISMATCH'} ({states})")
+        if not report.ok and report.drift:
+            click.echo(f"  rendered with other builds: {'; '.join(report.drift)}")
         all_ok &= report.ok
     if not all_ok:
         sys.exit(1)

@@ -34,9 +34,10 @@ class Effect:
     kind: ClassVar[str]
     bounds: ClassVar[dict[str, tuple[float, float]]] = {}
 
-    def __init_subclass__(cls, **kwargs: Any) -> None:
+    def __init_subclass__(cls, register: bool = True, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        EFFECTS[cls.kind] = cls
+        if register:
+            EFFECTS[cls.kind] = cls
 
     def __post_init__(self) -> None:
         for name, (low, high) in self.bounds.items():
@@ -92,8 +93,8 @@ class TimeStretch(Effect):
 @dataclass(frozen=True)
 class Compressor(Effect):
     """pedalboard's Compressor, then `makeup_db` of gain. `threshold_db` is absolute (dBFS),
-    as rendered. A compressor only takes level away (0.8 to 7.2 dB of RMS at the default
-    ranges, measured on a tone), which would make compressed stems systematically quieter and
+    as rendered. A compressor only takes level away (1.1 dB of RMS on average at the
+    default ranges, up to 3.7 dB; docs/effects.md), which would make compressed stems systematically quieter and
     loudness a cue for the flag; `augment.plan.build_effect` sets the makeup that gives the
     segment its RMS back unless the config fixes one (docs/effects.md)."""
 
@@ -182,6 +183,31 @@ class Reverb(Effect):
         if level > 0:
             out += wet * np.float32(self.wet_level * WET_NORM * rms(audio) / level)
         return out
+
+
+@dataclass(frozen=True)
+class PedalboardReverb(Reverb, register=False):
+    """Reverb as draw schemes 1 and 2 rendered it: pedalboard's own levels (dry path x2, wet
+    path x3, so the source's 0.7 / 0.3 came out about 3 dB loud). Never drawn; `msaug rerender`
+    uses it for rows of those schemes, which must rebuild their bytes."""
+
+    def process(self, audio: np.ndarray, sample_rate: int) -> np.ndarray:
+        plugin = pedalboard.Reverb(
+            room_size=self.room_size,
+            damping=self.damping,
+            wet_level=self.wet_level,
+            dry_level=self.dry_level,
+            width=self.width,
+        )
+        return plugin(audio, float(sample_rate), reset=True)
+
+
+def as_rendered_by(effect: Effect, draw_scheme: int) -> Effect:
+    """`effect` as a render of `draw_scheme` rendered it (rows of older schemes keep their
+    meaning: only reverb levels changed, in scheme 3)."""
+    if draw_scheme < 3 and type(effect) is Reverb:
+        return PedalboardReverb(**dataclasses.asdict(effect))
+    return effect
 
 
 @dataclass(frozen=True)

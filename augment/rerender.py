@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from augment.config import Suitability
-from augment.effects import Effect
-from augment.identity import settings_from_identity
+from augment.effects import Effect, as_rendered_by
+from augment.identity import library_versions, settings_from_identity
 from augment.item import render_item
 from augment.plan import ItemPlan, StemPlan
 from augment.settings import check_settings
@@ -26,6 +26,9 @@ from manifests.card import provenance
 class RerenderReport:
     item_id: str
     matches: dict[str, bool]
+    drift: tuple[str, ...] = ()
+    """Builds that differ from the render's (`pedalboard: was 0.9.16, now 0.9.17`): a reason
+    for a mismatch that is not a damaged file."""
 
     @property
     def ok(self) -> bool:
@@ -45,8 +48,10 @@ def rerender_item(
     settings = settings_from_identity(identity, str(root))
     check_settings(settings)  # format and subtype reach file names: only the allowed values
     sources = SourceRoot.open(settings.root, settings.source_form)  # type: ignore[arg-type]
+    drift = library_drift(identity.get("libraries", {}), library_versions(settings, sources.form))
     item, stem_rows = dataset.item(item_id)
     suitability = Suitability(**identity["config"]["suitability"])
+    scheme = int(identity.get("draw_scheme", 1))
     sr = settings.sample_rate
     plans, audio = [], {}
     for stem in dataset.stem_names:
@@ -54,11 +59,21 @@ def rerender_item(
         track = sources.track(row.source_subset, row.source_track)
         start = round(row.offset_seconds * sr)
         audio[stem] = read_segment(track, stem, start, round(row.duration_seconds * sr))
-        effects = tuple(Effect.from_dict(d) for d in row.effects)
+        effects = tuple(as_rendered_by(Effect.from_dict(d), scheme) for d in row.effects)
         plans.append(StemPlan(stem, track, start, effects, row.gain_db))
     plan = ItemPlan(item.item_index, item.item_seed, item.mode, item.attempts, tuple(plans))
     with tempfile.TemporaryDirectory() as scratch:
         new_item, new_stems = render_item(plan, audio, settings, suitability, Path(scratch))
     expected = {"mixture": item.checksum, **{s: stem_rows[s].checksum for s in dataset.stem_names}}
     got = {"mixture": new_item.checksum, **{r.stem: r.checksum for r in new_stems}}
-    return RerenderReport(item_id, {name: got[name] == expected[name] for name in expected})
+    matches = {name: got[name] == expected[name] for name in expected}
+    return RerenderReport(item_id, matches, drift)
+
+
+def library_drift(recorded: dict[str, str], current: dict[str, str]) -> tuple[str, ...]:
+    """The byte-determining builds that differ between a render and this machine."""
+    return tuple(
+        f"{name}: was {recorded[name]}, now {current.get(name, 'missing')}"
+        for name in sorted(recorded)
+        if recorded[name] != current.get(name)
+    )

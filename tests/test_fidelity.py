@@ -168,3 +168,24 @@ def test_extending_a_render_of_another_draw_scheme_is_refused(source_root, tmp_p
     (out / "dataset.json").write_text(json.dumps(header))
     with pytest.raises(ManifestError, match="draw_scheme: was 2, now 3"):
         render_dataset(_settings(source_root), out, n=3, jobs=1, progress=False)
+
+
+def test_rerender_names_builds_that_differ():
+    from augment.rerender import library_drift
+
+    recorded = {"pedalboard": "0.9.16", "rubberband": "3.3.0"}
+    assert library_drift(recorded, {"pedalboard": "0.9.16", "rubberband": "3.3.0"}) == ()
+    assert library_drift(recorded, {"pedalboard": "0.9.17"}) == (
+        "pedalboard: was 0.9.16, now 0.9.17",
+        "rubberband: was 3.3.0, now missing",
+    )
+
+
+def test_old_draw_schemes_rerender_reverb_with_pedalboard_levels(music):
+    from augment.effects import PedalboardReverb, as_rendered_by
+
+    reverb = Reverb(room_size=0.5, damping=0.5)
+    old = as_rendered_by(reverb, 2)
+    assert isinstance(old, PedalboardReverb) and as_rendered_by(reverb, 3) is reverb
+    dry = _render(music, as_rendered_by(Reverb(0.5, 0.5, wet_level=0.0, dry_level=0.7), 2))
+    assert rms(dry) / rms(music) == pytest.approx(1.4, abs=0.01)

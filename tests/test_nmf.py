@@ -91,9 +91,9 @@ def three_components() -> np.ndarray:
     neighbouring spectral peaks, A's is far away. The right channel is the left at half level."""
     bins, frames = 64, 240
     rng = np.random.default_rng(0)
-    peak = lambda centre: np.exp(-0.5 * ((np.arange(bins) - centre) / 3.0) ** 2)  # noqa: E731
     on = (np.arange(frames) // 20) % 2 == 0
-    bases = np.stack([peak(8), peak(40), peak(44)], axis=1)
+    centres = np.array([8, 40, 44])
+    bases = np.exp(-0.5 * ((np.arange(bins)[:, None] - centres) / 3.0) ** 2)
     activations = np.stack([on, 0.3 * on, ~on]) * rng.random((3, frames))
     left = (bases @ activations + 1e-3).astype(np.float32)
     return np.stack([left, 0.5 * left])

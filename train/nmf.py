@@ -24,7 +24,8 @@ Choices made here, each for a reason:
 - **Per-chunk variant** (`per_chunk`, not the source's system). The song is cut into
   near-equal chunks of at most `chunk_seconds` and each chunk is factorised, clustered and
   assigned on its own: bounded memory, but the oracle chooses again in every chunk (a 4-minute
-  song at 30 s gets 8 choices), which flatters the numbers.
+  song at 30 s gets 8 choices) and each fit sees less of the song, so its numbers are not the
+  source's system's, in either direction.
 - **Clustering axis.** `cluster_on="activations"` (the default, the report) clusters the rows
   of H: components that are active at the same times land together. `"bases"` clusters the
   columns of W (spectral shapes), which is what the source's published script does and what
@@ -37,10 +38,10 @@ Choices made here, each for a reason:
 - **Reconstruction.** Cluster c's magnitude is W_c H_c itself (not a mask of the mixture),
   with the mixture's phase, as the report says. The NMF sees the unnormalised STFT magnitude,
   as librosa's (the source's) STFT gives it.
-- **Greedy assignment.** The report does not say in which order the greedy matching goes; the
-  source's script takes the targets in the order vocals, drums, bass, other, and gives each the
-  remaining cluster with the highest whole-signal SDR against its reference (ties: the lower
-  cluster number). That is the rule here. No cluster goes to two targets; with fewer clusters
+- **Greedy assignment.** The report does not say in which order the greedy matching goes, nor
+  by which score; the source's script takes the targets in the order vocals, drums, bass, other
+  and gives each the remaining cluster with the highest whole-signal SDR against its reference
+  (ties: the lower cluster number). That is the rule here, with the SDR over both channels. No cluster goes to two targets; with fewer clusters
   than targets the targets left over get silence, with more the clusters left over are dropped.
 - **Seeds.** Fit k (the song, or chunk k) draws from SeedSequence([seed, k]) for both the NMF
   init and k-means, so the same seed gives the same numbers, and the per-song fit is the
