@@ -93,8 +93,8 @@ class TimeStretch(Effect):
 @dataclass(frozen=True)
 class Compressor(Effect):
     """pedalboard's Compressor, then `makeup_db` of gain. `threshold_db` is absolute (dBFS),
-    as rendered. A compressor only takes level away (1.1 dB of RMS on average at the
-    default ranges, up to 3.7 dB; docs/effects.md), which would make compressed stems systematically quieter and
+    as rendered. A compressor only takes level away (1.1 dB of RMS on average at the default
+    ranges, up to 3.7 dB), which would make compressed stems systematically quieter and
     loudness a cue for the flag; `augment.plan.build_effect` sets the makeup that gives the
     segment its RMS back unless the config fixes one (docs/effects.md)."""
 
