@@ -16,7 +16,6 @@ from typing import Any
 
 import click
 
-from train.checkpoint import load_run_model
 from train.config import (
     TARGETS,
     DataConfig,
@@ -28,15 +27,9 @@ from train.config import (
     default,
 )
 from train.errors import USER_ERRORS, TrainError
-from train.evaluate import evaluate_run
-from train.inference import CHUNK_SECONDS
-from train.loop import fit, per_target_configs, resolve_device
-from train.nmf import NMFConfig, evaluate_nmf
-from train.separate import separate_song
+from train.loop import fit, per_target_configs
+from train.options import DEVICES, config_option
 from train.stopping import resume_line, stop_on_sigterm
-from train.validation import MUSDB_SUBSETS
-
-DEVICES = ("auto", "cpu", "cuda")
 
 
 class _Group(click.Group):
@@ -62,11 +55,6 @@ def main() -> None:
 
     Training is the default command: `mstrain --data OUT --model unet` runs `mstrain train`.
     """
-
-
-def _option(cls: type, name: str, flag: str, **kwargs: Any):
-    """A click option whose default is the config field's own."""
-    return click.option(flag, name, default=default(cls, name), show_default=True, **kwargs)
 
 
 def parse_model_args(pairs: tuple[str, ...]) -> dict[str, Any]:
@@ -117,39 +105,39 @@ def train_config(options: dict[str, Any]) -> TrainConfig:
     metavar="KEY=VALUE",
     help="Model constructor argument (JSON value), e.g. widths=[4,8,16]. Repeatable.",
 )
-@_option(
+@config_option(
     DataConfig,
     "target",
     "--target",
     type=click.Choice(TARGETS),
     help="Source to learn, or all four (one model, or one per source for bsrnn/se-bsrnn).",
 )
-@_option(DataConfig, "where", "--where", help="Item selection, same syntax as `msaug select`.")
-@_option(DataConfig, "segment", "--segment", type=float, help="Crop length in seconds.")
+@config_option(DataConfig, "where", "--where", help="Item selection, as for `msaug select`.")
+@config_option(DataConfig, "segment", "--segment", type=float, help="Crop length in seconds.")
 @click.option("--mono", is_flag=True, help="Downmix to one channel (default: stereo).")
-@_option(DataConfig, "workers", "--workers", type=int, help="Data loader worker processes.")
-@_option(
+@config_option(DataConfig, "workers", "--workers", type=int, help="Data loader worker processes.")
+@config_option(
     DataConfig,
     "valid_root",
     "--valid-root",
     type=click.Path(path_type=Path),
     help="MUSDB18 root for validation; default: held-out rendered items.",
 )
-@_option(
+@config_option(
     DataConfig,
     "valid_subset",
     "--valid-subset",
     type=click.Choice(["valid", "test"]),
     help="MUSDB18 tracks for validation: musdb's validation split of train, or test.",
 )
-@_option(
+@config_option(
     DataConfig,
     "valid_fraction",
     "--valid-fraction",
     type=float,
     help="Fraction of rendered items held out when there is no --valid-root.",
 )
-@_option(
+@config_option(
     DataConfig,
     "activity_db",
     "--activity-db",
@@ -157,20 +145,36 @@ def train_config(options: dict[str, Any]) -> TrainConfig:
     help="Source activity detection: redraw crops whose targets are all below this RMS "
     "level (dBFS), e.g. -50; off by default.",
 )
-@_option(OptimConfig, "lr", "--lr", type=float)
-@_option(OptimConfig, "weight_decay", "--weight-decay", type=float, help="Adam's L2 penalty.")
-@_option(OptimConfig, "lr_step", "--lr-step", type=int, help="Epochs between lr decays.")
-@_option(OptimConfig, "lr_gamma", "--lr-gamma", type=float, help="lr factor per decay.")
-@_option(OptimConfig, "clip", "--clip", type=float, help="Gradient norm clip.")
-@_option(LoopConfig, "epochs", "--epochs", type=int)
-@_option(
+@click.option(
+    "--online-gain",
+    "gain",
+    nargs=2,
+    type=float,
+    default=None,
+    metavar="LOW HIGH",
+    help="Online: random linear gain per source and crop, e.g. 0.25 1.25 (Demucs' range).",
+)
+@click.option("--channel-swap", is_flag=True, help="Online: swap each stem's channels, p = 0.5.")
+@click.option("--polarity-flip", is_flag=True, help="Online: flip each stem's sign, p = 0.5.")
+@click.option(
+    "--remix",
+    is_flag=True,
+    help="Online: each source's crop from a random item and offset (remixing across items).",
+)
+@config_option(OptimConfig, "lr", "--lr", type=float)
+@config_option(OptimConfig, "weight_decay", "--weight-decay", type=float, help="Adam's L2 penalty.")
+@config_option(OptimConfig, "lr_step", "--lr-step", type=int, help="Epochs between lr decays.")
+@config_option(OptimConfig, "lr_gamma", "--lr-gamma", type=float, help="lr factor per decay.")
+@config_option(OptimConfig, "clip", "--clip", type=float, help="Gradient norm clip.")
+@config_option(LoopConfig, "epochs", "--epochs", type=int)
+@config_option(
     LoopConfig,
     "batches_per_epoch",
     "--batches-per-epoch",
     type=int,
     help="Default: one pass over the training items.",
 )
-@_option(
+@config_option(
     LoopConfig,
     "batch_size",
     "--batch-size",
@@ -178,16 +182,16 @@ def train_config(options: dict[str, Any]) -> TrainConfig:
     help="Crops per step (per process under torchrun).  [default: the model's: unet 4, "
     "bsrnn and se-bsrnn 2]",
 )
-@_option(
+@config_option(
     LoopConfig,
     "patience",
     "--patience",
     type=int,
     help="Stop after this many epochs without validation improvement.",
 )
-@_option(LoopConfig, "device", "--device", type=click.Choice(DEVICES))
-@_option(LoopConfig, "seed", "--seed", type=int)
-@_option(
+@config_option(LoopConfig, "device", "--device", type=click.Choice(DEVICES))
+@config_option(LoopConfig, "seed", "--seed", type=int)
+@config_option(
     LoopConfig,
     "max_minutes",
     "--max-minutes",
@@ -218,89 +222,7 @@ def train(ctx: click.Context, **options: Any) -> None:
             sys.exit(status)
 
 
-@main.command("eval")
-@click.option(
-    "--run", type=click.Path(path_type=Path), default=None, help="Run folder of a trained model."
-)
-@click.option(
-    "--model",
-    "baseline",
-    type=click.Choice(["nmf"]),
-    default=None,
-    help="Score a baseline instead of a run: nmf is NMF + k-means with an oracle assignment "
-    "(it reads the references: a floor, not a separator).",
-)
-@click.option(
-    "--root",
-    type=click.Path(path_type=Path),
-    required=True,
-    help="MUSDB18 root (HQ wav folders or .stem.mp4).",
-)
-@click.option("--subset", type=click.Choice(MUSDB_SUBSETS), default="test", show_default=True)
-@click.option(
-    "--out",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Results folder.  [default: RUN/eval-SUBSET, or runs/nmf/eval-SUBSET]",
-)
-@click.option(
-    "--chunk-seconds",
-    type=float,
-    default=None,
-    help=f"Chunk length.  [default: {CHUNK_SECONDS:g} for a run, "
-    f"{default(NMFConfig, 'chunk_seconds'):g} for nmf]",
-)
-@click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True)
-@_option(NMFConfig, "components", "--components", type=int, help="nmf: NMF components.")
-@_option(NMFConfig, "clusters", "--clusters", type=int, help="nmf: k-means clusters.")
-@_option(NMFConfig, "seed", "--seed", type=int, help="nmf: seed of NMF init and k-means.")
-def eval_command(
-    run: Path | None,
-    baseline: str | None,
-    root: Path,
-    subset: str,
-    out: Path | None,
-    chunk_seconds: float | None,
-    device: str,
-    **nmf: Any,
-) -> None:
-    """Separate every track of a MUSDB18 subset and score it with museval."""
-    if baseline == "nmf":
-        if run is not None:
-            raise TrainError("--model nmf needs no --run: the NMF baseline trains nothing")
-        if chunk_seconds is not None:
-            nmf["chunk_seconds"] = chunk_seconds
-        config = NMFConfig(**nmf)
-        out = out or Path("runs") / "nmf" / f"eval-{subset}"
-        out.mkdir(parents=True, exist_ok=True)
-        click.echo(evaluate_nmf(root, subset, out, config))
-        return
-    if run is None:
-        raise TrainError("eval needs --run RUN (a training run folder), or --model nmf")
-    model, _ = load_run_model(run)
-    out = out or run / f"eval-{subset}"
-    out.mkdir(parents=True, exist_ok=True)
-    chunk_seconds = CHUNK_SECONDS if chunk_seconds is None else chunk_seconds
-    click.echo(evaluate_run(model, root, subset, out, resolve_device(device), chunk_seconds))
+from train.tool_commands import eval_command, separate_command  # noqa: E402
 
-
-@main.command("separate")
-@click.option("--run", type=click.Path(path_type=Path), required=True, help="Run folder.")
-@click.argument("songs", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option(
-    "--out",
-    type=click.Path(path_type=Path),
-    default=Path("separated"),
-    show_default=True,
-    help="Writes OUT/<song name>/<source>.wav.",
-)
-@click.option("--chunk-seconds", type=float, default=CHUNK_SECONDS, show_default=True)
-@click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True)
-def separate_command(
-    run: Path, songs: tuple[Path, ...], out: Path, chunk_seconds: float, device: str
-) -> None:
-    """Write one wav per source for each song, at the song's rate, length and channels."""
-    model, _ = load_run_model(run)
-    for song in songs:
-        for path in separate_song(model, song, out, resolve_device(device), chunk_seconds):
-            click.echo(str(path))
+main.add_command(eval_command)
+main.add_command(separate_command)

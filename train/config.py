@@ -32,6 +32,12 @@ class DataConfig:
     valid_subset: str = "valid"
     valid_fraction: float = 0.1
     activity_db: float | None = None
+    gain: tuple[float, float] | None = None
+    channel_swap: bool = False
+    polarity_flip: bool = False
+    remix: bool = False
+    """Online augmentation (`train.online`); all off by default until the ablation in
+    docs/training.md says which to turn on."""
 
 
 @dataclass
@@ -124,5 +130,8 @@ def check_config(config: TrainConfig) -> None:
     for flag, value in (("--lr", config.optim.lr), ("--weight-decay", config.optim.weight_decay)):
         if not (math.isfinite(value) and value >= 0):  # lr 0 is a fair probe (BatchNorm only)
             raise TrainError(f"{flag} must be a number >= 0, got {value}")
+    gain = config.data.gain
+    if gain and not (0 <= gain[0] <= gain[1] and all(map(math.isfinite, gain))):
+        raise TrainError(f"--online-gain takes LOW HIGH with 0 <= LOW <= HIGH, got {gain}")
     if config.optim.lr_gamma > 1:
         raise TrainError(f"--lr-gamma must be at most 1, got {config.optim.lr_gamma}")

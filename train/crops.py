@@ -21,6 +21,7 @@ from torch.utils.data import Sampler, get_worker_info
 from manifests import Dataset
 from train.audio import downmix, fit_length, resample, rms_db
 from train.errors import TrainError
+from train.online import OnlineAugment, apply, draw_stems, read_stem
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,8 @@ class ItemFiles:
     frames: int
     sample_rate: int
     channels: int
+    stem_paths: tuple[str, ...] = ()
+    """Every stem of the item in the dataset's stem order (what online augmentation reads)."""
 
     def read(self, start: int = 0, stop: int | None = None, out: np.ndarray | None = None):
         """Frames [start, stop) of every file as float32 (1 + sources, frames, channels), the
@@ -62,6 +65,9 @@ def item_files(dataset: Dataset, sources: Sequence[str]) -> list[ItemFiles]:
             frames=int(row.num_frames),
             sample_rate=int(row.sample_rate),
             channels=int(row.channels),
+            stem_paths=tuple(
+                str(dataset.path(paths.at[row.item_id, s])) for s in dataset.stem_names
+            ),
         )
         for row in dataset.items.itertuples()
     ]
@@ -170,8 +176,14 @@ class CropDataset(TorchDataset):
         seed: int,
         activity_db: float | None = None,
         attempts: int = 10,
+        augment: OnlineAugment | None = None,
+        targets: Sequence[int] = (),
     ):
+        """`targets` are the model's sources as indices into each item's `stem_paths`; they
+        are needed only with `augment` on (`train.online`)."""
         self.items, self.mono, self.seed = items, mono, seed
+        self.augment = augment if augment is not None and augment.active else None
+        self.targets = list(targets)
         self.sample_rate = sample_rate
         self.frames = round(seconds * sample_rate)
         self.activity_db, self.attempts = activity_db, attempts
@@ -196,6 +208,8 @@ class CropDataset(TorchDataset):
 
     def fill(self, key: CropKey, out: np.ndarray) -> int:
         """Write `key`'s crop into `out` (1 + sources, frames, channels); return the redraws."""
+        if self.augment is not None:
+            return self.fill_augmented(key, out)
         skipped = -1
         for item, start, stop in self.spans(key):
             skipped += 1
@@ -206,6 +220,46 @@ class CropDataset(TorchDataset):
         if not direct:
             audio = resample(audio, item.sample_rate, self.sample_rate, axis=1)
             out[:] = downmix(fit_length(audio, self.frames, axis=1), self.mono, axis=-1)
+        return skipped
+
+    def fill_augmented(self, key: CropKey, out: np.ndarray) -> int:
+        """`fill` with online augmentation: every stem read and transformed on its own, the
+        mixture their sum. Activity detection looks at the augmented targets."""
+        assert self.augment is not None
+        lengths = [i.frames for i in self.items]
+        skipped = -1
+        for item, start, stop in self.spans(key):
+            skipped += 1
+            draws = draw_stems(
+                self.augment,
+                self.seed,
+                key.epoch,
+                key.index,
+                (key.item, start),
+                len(item.stem_paths),
+                lengths,
+                stop - start,
+            )
+            stems = np.stack(
+                [
+                    apply(
+                        d,
+                        read_stem(
+                            self.items[d.item].stem_paths[j], d.start, stop - start, item.channels
+                        ),
+                    )
+                    for j, d in enumerate(draws)
+                ]
+            )
+            targets = stems[self.targets]
+            if self.activity_db is None or max(map(rms_db, targets)) >= self.activity_db:
+                break
+        audio = np.concatenate([stems.sum(axis=0, keepdims=True), targets])
+        if item.sample_rate != self.sample_rate:
+            audio = fit_length(
+                resample(audio, item.sample_rate, self.sample_rate, axis=1), self.frames, axis=1
+            )
+        out[:] = downmix(audio, self.mono, axis=-1)
         return skipped
 
     def __getitems__(self, keys: list[CropKey]) -> Batch:

@@ -12,6 +12,7 @@ from manifests import STEM_NAMES, Dataset
 from train.config import DataConfig, LoopConfig
 from train.crops import CropDataset, CropSampler, already_batched, check_items, item_files
 from train.errors import TrainError
+from train.online import OnlineAugment
 from train.validation import MusdbTracks, RenderedTracks, holdout_ids, open_musdb
 
 
@@ -60,7 +61,21 @@ def make_loaders(
         "persistent_workers": data.workers > 0,
     }
     train = DataLoader(
-        CropDataset(selected, data.segment, sample_rate, data.mono, loop.seed, data.activity_db),
+        CropDataset(
+            selected,
+            data.segment,
+            sample_rate,
+            data.mono,
+            loop.seed,
+            data.activity_db,
+            augment=OnlineAugment(
+                tuple(data.gain) if data.gain else None,  # type: ignore[arg-type]
+                data.channel_swap,
+                data.polarity_flip,
+                data.remix,
+            ),
+            targets=[dataset.stem_names.index(s) for s in sources],
+        ),
         batch_size=loop.batch_size,
         sampler=sampler,
         collate_fn=already_batched,

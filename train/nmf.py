@@ -28,10 +28,11 @@ Choices made here, each for a reason:
   source's system's, in either direction.
 - **Clustering axis.** `cluster_on="activations"` (the default, the report) clusters the rows
   of H: components that are active at the same times land together. `"bases"` clusters the
-  columns of W (spectral shapes), which is what the source's published script does and what
-  this module did before. Each row (or column) is scaled to unit L2 norm first: NMF fixes W H,
-  not how the scale is split between W and H, so raw norms are arbitrary; k-means then groups
-  shapes of activation over time, not loudness.
+  columns of W (spectral shapes), which is what the source's published script does
+  (src/models/NMF/NMF.py of its repository; docs/baselines.md). Each row (or column) is
+  scaled to unit L2 norm first: NMF fixes W H, not how the scale is split between W and H, so
+  raw norms are arbitrary; k-means then groups shapes (of activation over time, or of
+  spectrum), not loudness.
 - **Stereo.** The source works in mono; here the two channels' magnitudes are concatenated
   along time, so one set of bases serves both channels while each channel keeps its own
   activations (a row of H is then the component's left activations followed by its right).
@@ -41,11 +42,12 @@ Choices made here, each for a reason:
 - **Greedy assignment.** The report does not say in which order the greedy matching goes, nor
   by which score; the source's script takes the targets in the order vocals, drums, bass, other
   and gives each the remaining cluster with the highest whole-signal SDR against its reference
-  (ties: the lower cluster number). That is the rule here, with the SDR over both channels. No cluster goes to two targets; with fewer clusters
-  than targets the targets left over get silence, with more the clusters left over are dropped.
+  (ties: the lower cluster number). That is the rule here, with the SDR over both channels.
+  No cluster goes to two targets; with fewer clusters than targets the targets left over get
+  silence, with more the clusters left over are dropped.
 - **Seeds.** Fit k (the song, or chunk k) draws from SeedSequence([seed, k]) for both the NMF
-  init and k-means, so the same seed gives the same numbers, and the per-song fit is the
-  per-chunk variant's first chunk.
+  init and k-means, so the same seed gives the same numbers, and a song no longer than one
+  chunk gives the same numbers in either mode.
 """
 
 from __future__ import annotations

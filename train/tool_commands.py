@@ -1,0 +1,107 @@
+"""`mstrain eval` and `mstrain separate`: scoring and using a trained model (or a baseline)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from train.checkpoint import load_run_model
+from train.config import default
+from train.errors import TrainError
+from train.evaluate import evaluate_run
+from train.inference import CHUNK_SECONDS
+from train.loop import resolve_device
+from train.nmf import NMFConfig, evaluate_nmf
+from train.options import DEVICES, config_option
+from train.separate import separate_song
+from train.validation import MUSDB_SUBSETS
+
+
+@click.command("eval")
+@click.option(
+    "--run", type=click.Path(path_type=Path), default=None, help="Run folder of a trained model."
+)
+@click.option(
+    "--model",
+    "baseline",
+    type=click.Choice(["nmf"]),
+    default=None,
+    help="Score a baseline instead of a run: nmf is NMF + k-means with an oracle assignment "
+    "(it reads the references: a floor, not a separator).",
+)
+@click.option(
+    "--root",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="MUSDB18 root (HQ wav folders or .stem.mp4).",
+)
+@click.option("--subset", type=click.Choice(MUSDB_SUBSETS), default="test", show_default=True)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Results folder.  [default: RUN/eval-SUBSET, or runs/nmf/eval-SUBSET]",
+)
+@click.option(
+    "--chunk-seconds",
+    type=float,
+    default=None,
+    help=f"Chunk length.  [default: {CHUNK_SECONDS:g} for a run, "
+    f"{default(NMFConfig, 'chunk_seconds'):g} for nmf]",
+)
+@click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True)
+@config_option(NMFConfig, "components", "--components", type=int, help="nmf: NMF components.")
+@config_option(NMFConfig, "clusters", "--clusters", type=int, help="nmf: k-means clusters.")
+@config_option(NMFConfig, "seed", "--seed", type=int, help="nmf: seed of NMF init and k-means.")
+def eval_command(
+    run: Path | None,
+    baseline: str | None,
+    root: Path,
+    subset: str,
+    out: Path | None,
+    chunk_seconds: float | None,
+    device: str,
+    **nmf: Any,
+) -> None:
+    """Separate every track of a MUSDB18 subset and score it with museval."""
+    if baseline == "nmf":
+        if run is not None:
+            raise TrainError("--model nmf needs no --run: the NMF baseline trains nothing")
+        if chunk_seconds is not None:
+            nmf["chunk_seconds"] = chunk_seconds
+        config = NMFConfig(**nmf)
+        out = out or Path("runs") / "nmf" / f"eval-{subset}"
+        out.mkdir(parents=True, exist_ok=True)
+        click.echo(evaluate_nmf(root, subset, out, config))
+        return
+    if run is None:
+        raise TrainError("eval needs --run RUN (a training run folder), or --model nmf")
+    model, _ = load_run_model(run)
+    out = out or run / f"eval-{subset}"
+    out.mkdir(parents=True, exist_ok=True)
+    chunk_seconds = CHUNK_SECONDS if chunk_seconds is None else chunk_seconds
+    click.echo(evaluate_run(model, root, subset, out, resolve_device(device), chunk_seconds))
+
+
+@click.command("separate")
+@click.option("--run", type=click.Path(path_type=Path), required=True, help="Run folder.")
+@click.argument("songs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path("separated"),
+    show_default=True,
+    help="Writes OUT/<song name>/<source>.wav.",
+)
+@click.option("--chunk-seconds", type=float, default=CHUNK_SECONDS, show_default=True)
+@click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True)
+def separate_command(
+    run: Path, songs: tuple[Path, ...], out: Path, chunk_seconds: float, device: str
+) -> None:
+    """Write one wav per source for each song, at the song's rate, length and channels."""
+    model, _ = load_run_model(run)
+    for song in songs:
+        for path in separate_song(model, song, out, resolve_device(device), chunk_seconds):
+            click.echo(str(path))
