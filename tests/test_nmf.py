@@ -76,6 +76,16 @@ def test_eval_scores_all_four_targets_and_says_oracle(root, tmp_path):
     assert summary in result.output
 
 
+def test_eval_options_choose_the_variants(root, tmp_path):
+    args = ["--per-chunk", "--chunk-seconds", "0.5", "--cluster-on", "bases"]
+    result = CliRunner().invoke(
+        main, ["eval", "--model", "nmf", "--root", str(root), "--out", str(tmp_path), *args]
+    )
+    assert result.exit_code == 0, result.output
+    summary = (tmp_path / "summary.md").read_text()
+    assert "columns of W" in summary and "per 0.5 s chunk" in summary
+
+
 def test_same_seed_same_numbers_other_seed_other_numbers(song):
     mixture, references = song[0], song[1:]
     first, _ = separate_nmf(mixture, references, SR, NMFConfig(seed=3, **FAST))
@@ -220,6 +230,10 @@ def test_bad_inputs_give_one_line(root, tmp_path):
             "--clusters",
         ),
         "no musdb": (["--model", "nmf", "--root", tmp_path, "--out", tmp_path], "no MUSDB18"),
+        "chunks without --per-chunk": (
+            ["--model", "nmf", "--root", root, "--chunk-seconds", 10, "--out", tmp_path],
+            "only with --per-chunk",
+        ),
     }
     for case, (args, message) in cases.items():
         result = CliRunner().invoke(main, ["eval", *(str(a) for a in args)])

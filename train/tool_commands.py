@@ -13,7 +13,7 @@ from train.errors import TrainError
 from train.evaluate import evaluate_run
 from train.inference import CHUNK_SECONDS
 from train.loop import resolve_device
-from train.nmf import NMFConfig, evaluate_nmf
+from train.nmf import CLUSTER_AXES, NMFConfig, evaluate_nmf
 from train.options import DEVICES, config_option
 from train.separate import separate_song
 from train.validation import MUSDB_SUBSETS
@@ -49,12 +49,28 @@ from train.validation import MUSDB_SUBSETS
     type=float,
     default=None,
     help=f"Chunk length.  [default: {CHUNK_SECONDS:g} for a run, "
-    f"{default(NMFConfig, 'chunk_seconds'):g} for nmf]",
+    f"{default(NMFConfig, 'chunk_seconds'):g} for nmf --per-chunk]",
 )
 @click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True)
 @config_option(NMFConfig, "components", "--components", type=int, help="nmf: NMF components.")
 @config_option(NMFConfig, "clusters", "--clusters", type=int, help="nmf: k-means clusters.")
 @config_option(NMFConfig, "seed", "--seed", type=int, help="nmf: seed of NMF init and k-means.")
+@config_option(
+    NMFConfig,
+    "cluster_on",
+    "--cluster-on",
+    type=click.Choice(CLUSTER_AXES),
+    help="nmf: k-means of the rows of H (activations, the source's report) or of the columns "
+    "of W (bases, the source's script).",
+)
+@config_option(
+    NMFConfig,
+    "per_chunk",
+    "--per-chunk",
+    is_flag=True,
+    help="nmf: factorise, cluster and assign per --chunk-seconds chunk instead of once per "
+    "song (not the source's system).",
+)
 def eval_command(
     run: Path | None,
     baseline: str | None,
@@ -70,6 +86,8 @@ def eval_command(
         if run is not None:
             raise TrainError("--model nmf needs no --run: the NMF baseline trains nothing")
         if chunk_seconds is not None:
+            if not nmf["per_chunk"]:
+                raise TrainError("--chunk-seconds applies to --model nmf only with --per-chunk")
             nmf["chunk_seconds"] = chunk_seconds
         config = NMFConfig(**nmf)
         out = out or Path("runs") / "nmf" / f"eval-{subset}"
