@@ -189,3 +189,21 @@ def test_old_draw_schemes_rerender_reverb_with_pedalboard_levels(music):
     assert isinstance(old, PedalboardReverb) and as_rendered_by(reverb, 3) is reverb
     dry = _render(music, as_rendered_by(Reverb(0.5, 0.5, wet_level=0.0, dry_level=0.7), 2))
     assert rms(dry) / rms(music) == pytest.approx(1.4, abs=0.01)
+
+
+@pytest.mark.parametrize("factor", [0.8, 1.25])
+def test_duration_factor_above_one_is_slower_in_the_output(factor):
+    """Clicks every 2205 frames come out every 2205 * factor frames."""
+    frames, period = 4 * SR, 2205
+    clicks = np.zeros(frames + SR, dtype=np.float32)
+    clicks[period // 2 :: period] = 0.8
+    audio = np.stack([clicks, clicks])
+    from augment.chain import source_frames
+
+    need = source_frames([TimeStretch(factor)], frames, SR)
+    out = apply_chain(audio[:, :need], SR, [TimeStretch(factor)], frames, "pedalboard", "best")
+    envelope = np.abs(out[0])
+    peaks = [i for i in range(1, frames - 1) if envelope[i] > 0.3 * envelope.max()]
+    onsets = [p for k, p in enumerate(peaks) if k == 0 or p - peaks[k - 1] > period // 3]
+    spacing = float(np.median(np.diff(onsets)))
+    assert spacing == pytest.approx(period * factor, rel=0.05)

@@ -242,3 +242,19 @@ def test_sigterm_keeps_the_last_epoch_and_prints_the_resume_command(data, tmp_pa
     resumed = mstrain("--data", data, "--out", out, "--epochs", done + 1, *TINY, "--resume")
     assert resumed.exit_code == 0, resumed.output
     assert len(losses(out)) == done + 1
+
+
+def test_separate_names_musdb_songs_by_their_folder_and_refuses_clashes(run, tmp_path):
+    noise = np.random.default_rng(1).uniform(-0.5, 0.5, (4000, 2))
+    songs = []
+    for name in ("A & B - It's 1.0", "C - D"):
+        (tmp_path / "hq" / name).mkdir(parents=True)
+        sf.write(tmp_path / "hq" / name / "mixture.wav", noise, SR)
+        songs.append(tmp_path / "hq" / name / "mixture.wav")
+    result = mstrain("separate", "--run", run, *songs, "--out", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["A & B - It's 1.0", "C - D"]
+    (tmp_path / "other").mkdir()
+    sf.write(tmp_path / "other" / "C - D.wav", noise, SR)
+    clash = mstrain("separate", "--run", run, songs[1], tmp_path / "other" / "C - D.wav")
+    assert clash.exit_code == 2 and "would both be written to OUT/C - D/" in clash.output

@@ -203,6 +203,15 @@ def fit(config: TrainConfig, command: str) -> list[dict[str, Any]]:
         process.rank,
         process.world,
     )
+    valid_what = (
+        f"{len(valid_loader.dataset)} real tracks of {config.data.valid_root}"
+        if config.data.valid_root
+        else f"{len(valid_loader.dataset)} held-out rendered items (--valid-fraction)"
+    )
+    say(
+        f"run folder {out}; training on {len(train_loader.dataset)} items "
+        f"({len(train_loader.sampler)} crops per epoch), validating on {valid_what}"
+    )
     step: nn.Module = TrainingLoss(model)
     if process.distributed:
         if device.type == "cuda":  # BatchNorm statistics over the global batch (nccl only)

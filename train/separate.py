@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -26,13 +27,32 @@ def read_song(path: Path) -> tuple[np.ndarray, int]:
     return data.T, rate
 
 
+def song_name(song: Path) -> str:
+    """The output folder's name: the file's stem, or its folder's name for the
+    `<song>/mixture.wav` of MUSDB18-HQ, where every input is called mixture."""
+    return song.parent.name if song.stem == "mixture" else song.stem
+
+
+def check_song_names(songs: Sequence[Path]) -> None:
+    """Refuse inputs that would write to the same folder (only the last would survive)."""
+    seen: dict[str, Path] = {}
+    for song in songs:
+        name = song_name(song)
+        if name in seen:
+            raise TrainError(
+                f"{seen[name]} and {song} would both be written to OUT/{name}/; separate them "
+                "in two runs with different --out folders"
+            )
+        seen[name] = song
+
+
 def separate_song(
     model: SeparationModel, song: Path, out: Path, device: torch.device, chunk_seconds: float
 ) -> list[Path]:
     """Write `out/<song name>/<source>.wav` (32-bit float, so loud estimates do not clip)."""
     audio, rate = read_song(song)
     estimates = separate(model.to(device), audio, rate, device, chunk_seconds)
-    paths = [out / song.stem / f"{source}.wav" for source in model.sources]
+    paths = [out / song_name(song) / f"{source}.wav" for source in model.sources]
     for path, estimate in zip(paths, estimates, strict=True):
         write_audio(path, estimate, rate, subtype="FLOAT")
     return paths

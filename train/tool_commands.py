@@ -15,7 +15,7 @@ from train.inference import CHUNK_SECONDS
 from train.loop import resolve_device
 from train.nmf import CLUSTER_AXES, NMFConfig, evaluate_nmf
 from train.options import DEVICES, config_option
-from train.separate import separate_song
+from train.separate import check_song_names, separate_song
 from train.validation import MUSDB_SUBSETS
 
 
@@ -119,6 +119,7 @@ def separate_command(
     run: Path, songs: tuple[Path, ...], out: Path, chunk_seconds: float, device: str
 ) -> None:
     """Write one wav per source for each song, at the song's rate, length and channels."""
+    check_song_names(songs)
     model, _ = load_run_model(run)
     for song in songs:
         for path in separate_song(model, song, out, resolve_device(device), chunk_seconds):
