@@ -222,7 +222,8 @@ def train(ctx: click.Context, **options: Any) -> None:
             sys.exit(status)
 
 
-from train.tool_commands import eval_command, separate_command  # noqa: E402
+from train.tool_commands import compare_command, eval_command, separate_command  # noqa: E402
 
+main.add_command(compare_command)
 main.add_command(eval_command)
 main.add_command(separate_command)

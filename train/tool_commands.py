@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from train.checkpoint import load_run_model
+from train.compare import compare
 from train.config import default
 from train.errors import TrainError
 from train.evaluate import evaluate_run
@@ -124,3 +125,24 @@ def separate_command(
     for song in songs:
         for path in separate_song(model, song, out, resolve_device(device), chunk_seconds):
             click.echo(str(path))
+
+
+@click.command("compare")
+@click.argument("variants", nargs=-1, required=True)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path("compare"),
+    show_default=True,
+    help="Writes compare.md and compare.png.",
+)
+@click.option("--bootstrap", "replicates", default=2000, show_default=True, help="Replicates.")
+@click.option("--seed", default=0, show_default=True, help="Seed of the bootstrap.")
+def compare_command(variants: tuple[str, ...], out: Path, replicates: int, seed: int) -> None:
+    """Compare eval results: paired differences with 95% bootstrap intervals.
+
+    Each VARIANT is LABEL=DIR[,DIR...]: `mstrain eval` folders (or run folders with one
+    eval-* folder) of one recipe, several for several seeds. The first variant is the
+    reference. Example: mstrain compare base=runs/a/eval-test aug=runs/b/eval-test
+    """
+    click.echo(compare(list(variants), out, replicates, seed))

@@ -1,0 +1,91 @@
+"""`mstrain compare`: paired differences with bootstrap intervals on synthetic score sets."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from train.cli import main
+from train.compare import COMPARE_MD, COMPARE_PNG, compare
+from train.errors import TrainError
+
+SOURCES = ("vocals", "drums", "bass", "other")
+
+
+def _eval_dir(path, base: np.ndarray, shift: float = 0.0, noise: float = 0.0, seed: int = 0):
+    """An eval folder whose per_track.json holds `base` (tracks x sources) + shift + noise."""
+    rng = np.random.default_rng(seed)
+    scores = base + shift + noise * rng.standard_normal(base.shape)
+    per_track = {
+        f"Track {t:02d}": {
+            s: {"usdr": scores[t, j], "csdr": scores[t, j]} for j, s in enumerate(SOURCES)
+        }
+        for t in range(len(base))
+    }
+    path.mkdir(parents=True)
+    (path / "per_track.json").write_text(json.dumps(per_track))
+    return path
+
+
+@pytest.fixture
+def base():
+    return np.random.default_rng(42).normal(2.0, 3.0, size=(40, 4))  # songs differ a lot
+
+
+def _mean_difference(text: str, metric: str = "uSDR") -> tuple[float, float, float]:
+    """(difference, low, high) of the second variant's mean row: `value (+d [+l, +h])`."""
+    row = next(line for line in text.splitlines() if line.startswith(f"| mean | {metric} |"))
+    cell = row.rstrip(" |").rsplit("|", 1)[1]
+    diff, low, high = (float(x) for x in re.findall(r"[-+]\d+\.\d+", cell.split("(", 1)[1]))
+    return diff, low, high
+
+
+def test_a_known_difference_is_found_with_its_interval(tmp_path, base):
+    a = _eval_dir(tmp_path / "a", base)
+    b = _eval_dir(tmp_path / "b", base, shift=1.0, noise=0.3)
+    text = compare([f"base={a}", f"aug={b}"], tmp_path / "out")
+    diff, low, high = _mean_difference(text)
+    assert low < 1.0 < high and low > 0.5 and high < 1.5 and abs(diff - 1.0) < 0.2
+    assert (tmp_path / "out" / COMPARE_MD).read_text() == text
+    assert (tmp_path / "out" / COMPARE_PNG).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_no_difference_gives_an_interval_around_zero(tmp_path, base):
+    a = _eval_dir(tmp_path / "a", base)
+    b = _eval_dir(tmp_path / "b", base, noise=0.5, seed=1)
+    _, low, high = _mean_difference(compare([f"a={a}", f"b={b}"], tmp_path / "out"))
+    assert low < 0 < high
+
+
+def test_seeds_widen_the_interval(tmp_path, base):
+    a = _eval_dir(tmp_path / "a", base)
+    one = [_eval_dir(tmp_path / "b1", base, shift=1.0, noise=0.1, seed=1)]
+    spread = [
+        _eval_dir(tmp_path / f"c{k}", base, shift=1.0 + d, noise=0.1, seed=k)
+        for k, d in enumerate((-0.8, 0.0, 0.8))
+    ]
+    width = []
+    for runs in (one, spread):
+        text = compare([f"a={a}", "b=" + ",".join(map(str, runs))], tmp_path / "out")
+        _, low, high = _mean_difference(text)
+        width.append(high - low)
+    assert width[1] > 2 * width[0]
+
+
+def test_runs_on_different_tracks_are_refused(tmp_path, base):
+    a = _eval_dir(tmp_path / "a", base)
+    b = _eval_dir(tmp_path / "b", base[:-1])
+    with pytest.raises(TrainError, match="other tracks"):
+        compare([f"a={a}", f"b={b}"], tmp_path / "out")
+
+
+def test_the_command_is_one_line_on_bad_input(tmp_path, base):
+    a = _eval_dir(tmp_path / "a", base)
+    result = CliRunner().invoke(main, ["compare", f"a={a}"])
+    assert result.exit_code == 2 and "at least two variants" in result.output
+    result = CliRunner().invoke(main, ["compare", f"a={a}", f"b={tmp_path / 'missing'}"])
+    assert result.exit_code == 2 and "needs exactly one per_track.json" in result.output

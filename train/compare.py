@@ -1,0 +1,194 @@
+"""`mstrain compare`: is one training recipe better than another, and by how much, with what
+uncertainty?
+
+A table of two means says nothing without its noise: on 3 demo songs a difference of a dB is
+chance. Every variant is scored on the same tracks (`mstrain eval` writes `per_track.json`), so
+differences are paired per track. The 95% interval comes from a bootstrap over tracks, and,
+where a variant has several runs (seeds), over seeds as well: each replicate resamples the
+tracks, and for every variant the seeds, with replacement. The statistics are the ones the
+summaries use: uSDR is the mean over tracks, cSDR the median over tracks (per source; "mean"
+averages the sources), so the interval is for the difference of those summaries.
+
+    mstrain compare base=runs/a/eval-test,runs/a2/eval-test aug=runs/b/eval-test --out cmp
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from manifests.files import atomic_path
+from train.errors import TrainError
+
+PER_TRACK = "per_track.json"
+METRICS = ("usdr", "csdr")
+NAMES = {"usdr": "uSDR", "csdr": "cSDR"}
+COMPARE_MD = "compare.md"
+COMPARE_PNG = "compare.png"
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One recipe: its label and its runs' scores, (seeds, tracks, sources, metrics)."""
+
+    label: str
+    scores: np.ndarray
+
+
+def _per_track(path: Path) -> dict[str, dict[str, dict[str, float]]]:
+    """The scores of an eval folder, or of a run folder holding exactly one eval-* folder."""
+    candidates = [path / PER_TRACK] if (path / PER_TRACK).is_file() else []
+    candidates = candidates or sorted(path.glob(f"eval-*/{PER_TRACK}"))
+    if len(candidates) != 1:
+        found = "none" if not candidates else ", ".join(str(c.parent) for c in candidates)
+        raise TrainError(
+            f"{path} needs exactly one {PER_TRACK} (an `mstrain eval` folder, or a run with one "
+            f"eval-* folder); found {found}"
+        )
+    try:
+        return json.loads(candidates[0].read_text())
+    except (OSError, ValueError) as exc:
+        raise TrainError(f"{candidates[0]} is not readable JSON ({exc})") from None
+
+
+def parse_variants(args: list[str]) -> list[tuple[str, list[Path]]]:
+    """`LABEL=DIR[,DIR...]` (several runs of one recipe, e.g. seeds) or a plain `DIR`."""
+    variants = []
+    for arg in args:
+        label, _, dirs = arg.rpartition("=") if "=" in arg else (Path(arg).as_posix(), "", arg)
+        variants.append((label, [Path(d) for d in dirs.split(",") if d]))
+    if len(variants) < 2:
+        raise TrainError("compare needs at least two variants (LABEL=DIR[,DIR...] each)")
+    labels = [label for label, _ in variants]
+    if len(set(labels)) != len(labels):
+        raise TrainError(f"variant labels must differ, got {labels}")
+    return variants
+
+
+def load_variants(
+    variants: list[tuple[str, list[Path]]],
+) -> tuple[list[Variant], list[str], list[str]]:
+    """The score arrays, refusing runs scored on different tracks or sources."""
+    tracks: list[str] | None = None
+    sources: list[str] | None = None
+    loaded = []
+    for label, dirs in variants:
+        runs = []
+        for folder in dirs:
+            scores = _per_track(folder)
+            run_tracks, run_sources = sorted(scores), list(next(iter(scores.values())))
+            if tracks is None:
+                tracks, sources = run_tracks, run_sources
+            if run_tracks != tracks or run_sources != sources:
+                raise TrainError(
+                    f"{folder} was scored on other tracks or sources than the first run "
+                    f"({len(run_tracks)} tracks, {run_sources}); compare runs scored on the same"
+                )
+            runs.append([[[scores[t][s][m] for m in METRICS] for s in sources] for t in tracks])
+        loaded.append(Variant(label, np.asarray(runs, dtype=np.float64)))
+    assert tracks is not None and sources is not None
+    return loaded, tracks, sources
+
+
+def _summary(scores: np.ndarray) -> np.ndarray:
+    """(..., seeds, tracks, sources, metrics) -> (..., sources + 1, metrics): the seed mean
+    per track, then uSDR mean and cSDR median over tracks; the last row averages sources."""
+    per_track = scores.mean(axis=-4)
+    usdr = np.nanmean(per_track[..., 0], axis=-2)
+    csdr = np.nanmedian(per_track[..., 1], axis=-2)
+    table = np.stack([usdr, csdr], axis=-1)
+    return np.concatenate([table, table.mean(axis=-2, keepdims=True)], axis=-2)
+
+
+def bootstrap(variants: list[Variant], replicates: int, seed: int) -> dict[str, np.ndarray]:
+    """Per variant: its summary, its difference to the first, and the difference's 95% CI,
+    each (sources + 1, metrics); the CI as (2, sources + 1, metrics)."""
+    rng = np.random.default_rng(seed)
+    n_tracks = variants[0].scores.shape[1]
+    tracks = rng.integers(0, n_tracks, size=(replicates, n_tracks))
+    resampled = {}
+    for v in variants:
+        seeds = rng.integers(0, len(v.scores), size=(replicates, len(v.scores)))
+        picked = v.scores[seeds[:, :, None], tracks[:, None, :]]  # (B, seeds, tracks, S, M)
+        resampled[v.label] = _summary(picked)
+    base = variants[0].label
+    result: dict[str, np.ndarray] = {}
+    for v in variants:
+        result[f"{v.label}:summary"] = _summary(v.scores)
+        result[f"{v.label}:difference"] = result[f"{v.label}:summary"] - _summary(
+            variants[0].scores
+        )
+        diffs = resampled[v.label] - resampled[base]
+        result[f"{v.label}:ci"] = np.nanpercentile(diffs, [2.5, 97.5], axis=0)
+    return result
+
+
+def markdown(
+    variants: list[Variant], result: dict[str, np.ndarray], sources: list[str], n_tracks: int
+) -> str:
+    base = variants[0].label
+    runs = ", ".join(
+        f"{v.label} ({len(v.scores)} run{'s' * (len(v.scores) > 1)})" for v in variants
+    )
+    lines = [
+        f"{n_tracks} tracks; variants {runs}. uSDR: mean over tracks; cSDR: median over tracks. "
+        f"Differences against {base}, paired per track, with 95% bootstrap intervals over tracks "
+        "(and seeds). An interval that contains 0 means no significant difference.",
+        "",
+        "| source | metric | " + " | ".join(v.label for v in variants) + " |",
+        "|---|---|" + "---:|" * len(variants),
+    ]
+    for row, source in enumerate([*sources, "mean"]):
+        for col, metric in enumerate(METRICS):
+            cells = []
+            for v in variants:
+                value = result[f"{v.label}:summary"][row, col]
+                if v.label == base:
+                    cells.append(f"{value:.2f}")
+                    continue
+                diff = result[f"{v.label}:difference"][row, col]
+                low, high = result[f"{v.label}:ci"][:, row, col]
+                cells.append(f"{value:.2f} ({diff:+.2f} [{low:+.2f}, {high:+.2f}])")
+            lines.append(f"| {source} | {NAMES[metric]} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(
+    variants: list[Variant], result: dict[str, np.ndarray], sources: list[str], path: Path
+) -> None:
+    """Differences to the first variant with their intervals, one panel per metric."""
+    others = variants[1:]
+    rows = [*sources, "mean"]
+    figure = Figure(figsize=(5 + 1.2 * len(others), 3.6), layout="constrained")
+    for col, metric in enumerate(METRICS):
+        ax = figure.add_subplot(1, len(METRICS), col + 1)
+        width = 0.8 / max(len(others), 1)
+        for k, v in enumerate(others):
+            x = np.arange(len(rows)) + (k - (len(others) - 1) / 2) * width
+            diff = result[f"{v.label}:difference"][:, col]
+            low, high = result[f"{v.label}:ci"][:, :, col]
+            ax.errorbar(x, diff, yerr=[diff - low, high - diff], fmt="o", capsize=3, label=v.label)
+        ax.axhline(0, color="black", linewidth=0.8)
+        ax.set_xticks(range(len(rows)), rows)
+        ax.set_title(f"{NAMES[metric]} difference to {variants[0].label} (dB, 95% CI)")
+        ax.legend(fontsize="small")
+    with atomic_path(path) as temp:
+        figure.savefig(temp, format="png", dpi=120)
+
+
+def compare(args: list[str], out: Path, replicates: int = 2000, seed: int = 0) -> str:
+    """Load, bootstrap, write compare.md and compare.png into `out`; return the table."""
+    if replicates < 100:
+        raise TrainError(f"--bootstrap needs at least 100 replicates, got {replicates}")
+    variants, tracks, sources = load_variants(parse_variants(args))
+    result = bootstrap(variants, replicates, seed)
+    text = markdown(variants, result, sources, len(tracks))
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out / COMPARE_MD) as temp:
+        temp.write_text(text)
+    plot(variants, result, sources, out / COMPARE_PNG)
+    return text
