@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 from typing import Literal
 
@@ -21,6 +20,7 @@ import numpy as np
 import soundfile as sf
 
 from augment.errors import SourceError
+from manifests.musdb_split import musdb_validation_tracks
 from manifests.schema import MIXTURE, STEM_NAMES
 
 SUBSETS = ("train", "test")
@@ -29,16 +29,6 @@ STEM_SUFFIX = ".stem.mp4"
 STEM_IDS = {MIXTURE: 0, "drums": 1, "bass": 2, "other": 3, "vocals": 4}
 Form = Literal["wav", "stem"]
 _AAC_FRAME = 1024
-
-
-@cache
-def musdb_validation_tracks() -> frozenset[str]:
-    """musdb's own train/valid split (the 14 validation track names in its mus.yaml)."""
-    import musdb
-    import yaml
-
-    setup = Path(musdb.__path__[0]) / "configs" / "mus.yaml"
-    return frozenset(yaml.safe_load(setup.read_text())["validation_tracks"])
 
 
 @dataclass(frozen=True)

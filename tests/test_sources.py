@@ -14,7 +14,8 @@ from sources_factory import make_source_root
 
 from augment.errors import SourceError
 from augment.prepare import prepare_cache
-from augment.sources import STEM_IDS, SourceRoot, musdb_validation_tracks, read_segment
+from augment.sources import STEM_IDS, SourceRoot, read_segment
+from manifests.musdb_split import musdb_validation_tracks
 from manifests.schema import STEM_NAMES
 
 SR = 22050

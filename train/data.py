@@ -13,6 +13,7 @@ from train.config import DataConfig, LoopConfig
 from train.crops import CropDataset, CropSampler, already_batched, check_items, item_files
 from train.errors import TrainError
 from train.online import OnlineAugment
+from train.songs import SongsDataset
 from train.validation import MusdbTracks, RenderedTracks, holdout_ids, open_musdb
 
 
@@ -36,7 +37,10 @@ def make_loaders(
         raise TrainError(f"the model's sources {sorted(unknown)} are not dataset stems")
     selected = item_files(dataset.select(data.where), sources)
     check_items(selected, data.segment, sample_rate)
-    if data.valid_root is None:
+    valid_root = data.valid_root
+    if valid_root is None and isinstance(dataset, SongsDataset):
+        valid_root = dataset.root  # songs: validate on the root's own validation songs
+    if valid_root is None:
         held_out = holdout_ids(dataset, data.valid_fraction)
         valid = RenderedTracks(
             [i for i in item_files(dataset, sources) if i.item_id in held_out],
@@ -50,7 +54,7 @@ def make_loaders(
                 f"{data.valid_fraction}); select more items or pass --valid-root"
             )
     else:
-        tracks = open_musdb(data.valid_root, data.valid_subset)
+        tracks = open_musdb(valid_root, data.valid_subset)
         valid = MusdbTracks(tracks, sources, sample_rate, data.mono)
     batches = loop.batches_per_epoch or max(1, len(selected) // (loop.batch_size * world))
     crops = batches * loop.batch_size * world

@@ -21,7 +21,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from manifests import STEM_NAMES, Dataset
+from manifests import STEM_NAMES
 from train import checkpoint, distributed
 from train.audio import keep_freed_memory
 from train.config import ModelConfig, TrainConfig
@@ -30,6 +30,7 @@ from train.errors import TrainError
 from train.logs import RunLog
 from train.models import MODELS
 from train.models.base import SeparationModel
+from train.songs import open_training_data
 
 
 def resolve_device(name: str) -> torch.device:
@@ -171,7 +172,7 @@ def fit(config: TrainConfig, command: str) -> list[dict[str, Any]]:
         )
     loop, out = config.loop, Path(config.loop.out)
     process, device = distributed.start(resolve_device(loop.device))
-    dataset = Dataset.open(config.data.root)
+    dataset = open_training_data(Path(config.data.root))
     meta = {
         "command": command,
         "config": config.to_dict(),
@@ -203,14 +204,10 @@ def fit(config: TrainConfig, command: str) -> list[dict[str, Any]]:
         process.rank,
         process.world,
     )
-    valid_what = (
-        f"{len(valid_loader.dataset)} real tracks of {config.data.valid_root}"
-        if config.data.valid_root
-        else f"{len(valid_loader.dataset)} held-out rendered items (--valid-fraction)"
-    )
+    valid_set = getattr(valid_loader.dataset, "dataset", valid_loader.dataset)  # DDP: Subset
     say(
         f"run folder {out}; training on {len(train_loader.dataset)} items "
-        f"({len(train_loader.sampler)} crops per epoch), validating on {valid_what}"
+        f"({len(train_loader.sampler)} crops per epoch), validating on {valid_set.describe()}"
     )
     step: nn.Module = TrainingLoss(model)
     if process.distributed:

@@ -42,6 +42,12 @@ class RenderedTracks(TorchDataset):
     def __len__(self) -> int:
         return len(self.items)
 
+    def describe(self) -> str:
+        return (
+            f"{len(self)} held-out rendered items (--valid-fraction: augmented, from the "
+            "training songs)"
+        )
+
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         item = self.items[index]
         audio = item.read().transpose(0, 2, 1)
@@ -85,6 +91,11 @@ class MusdbTracks(TorchDataset):
 
     def __len__(self) -> int:
         return len(self.tracks)
+
+    def describe(self) -> str:
+        names = ", ".join(track.name for track in self.tracks[:5])
+        more = f" and {len(self) - 5} more" if len(self) > 5 else ""
+        return f"{len(self)} real tracks: {names}{more}"
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         track = self.tracks[index]
