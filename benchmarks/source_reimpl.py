@@ -52,7 +52,7 @@ class SourceDraw:
         comp, verb = found.get(Compressor), found.get(Reverb)
         return cls(
             semitones=pitch.semitones if pitch else None,
-            rate=stretch.factor if stretch else None,
+            rate=1.0 / stretch.duration_factor if stretch else None,
             compression=(10 ** (comp.threshold_db / 20) / source_peak, comp.ratio)
             if comp
             else None,
