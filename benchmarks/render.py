@@ -128,8 +128,11 @@ def _check_same_items(out: Path, planned: list[tuple[ItemPlan, dict[str, np.ndar
 
 def _write_plain(plan: ItemPlan, frames: int, sr: int, out: Path) -> None:
     """The I/O floor: read the planned segments, write the five files as render does."""
-    stems = {
-        s.stem: quantize(read_segment(s.track, s.stem, s.start, frames), "PCM_16")
+    stems = {  # a slowed-down stem reads less than `frames`: start early enough to fit
+        s.stem: quantize(
+            read_segment(s.track, s.stem, min(s.start, s.track.num_frames - frames), frames),
+            "PCM_16",
+        )
         for s in plan.stems
     }
     iid = item_id(plan.index)
