@@ -22,7 +22,7 @@ from manifests import schema_v1
 from manifests.checksum import file_checksum
 from manifests.errors import ManifestError
 from manifests.paths import AUDIO_EXTENSIONS, check_name, check_relative, confined
-from manifests.query import check_query
+from manifests.query import check_query, unknown_values
 from manifests.records import ROLES, ItemRecord, StemRecord
 from manifests.schema import DATASET_JSON, SCHEMA_VERSION, derived_fields
 from manifests.tables import listed_table_files, read_tables
@@ -173,7 +173,11 @@ class Dataset:
             raise ManifestError(f"--where {where!r} must be a true/false condition per item")
         ids = set(self.items.loc[mask.to_numpy(), "item_id"])
         if not ids:
-            raise ManifestError(f"--where {where!r} selects no items of {len(self)} in {self.root}")
+            hint = unknown_values(where, wide)
+            raise ManifestError(
+                f"--where {where!r} selects no items of {len(self)} in {self.root}"
+                + (f": {hint}" if hint else "")
+            )
         items = self.items[self.items["item_id"].isin(ids)].reset_index(drop=True)
         stems = self.stems[self.stems["item_id"].isin(ids)].reset_index(drop=True)
         combined = where if self.where is None else f"({self.where}) and ({where})"

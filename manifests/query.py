@@ -14,6 +14,7 @@ from __future__ import annotations
 import ast
 import difflib
 from collections.abc import Collection
+from typing import Any
 
 from manifests.errors import ManifestError
 
@@ -174,3 +175,32 @@ def check_query(
         _check_node(tree, where, columns, listed, columns if numeric is None else numeric)
     except RecursionError:
         raise ManifestError(f"--where {where[:80]!r}... nests too deeply") from None
+
+
+def unknown_values(where: str, frame: Any) -> str:
+    """For a query that selected nothing: the text literals compared with a column that holds
+    no such value, with the values it does hold ("mode == 'coherant'": coherent,
+    incoherent). Empty when every literal exists."""
+    hints = []
+    for node in ast.walk(ast.parse(where.strip(), mode="eval")):
+        if not isinstance(node, ast.Compare):
+            continue
+        names = [n.id for n in (node.left, *node.comparators) if isinstance(n, ast.Name)]
+        texts = [
+            c.value
+            for n in (node.left, *node.comparators)
+            for c in (n.elts if isinstance(n, ast.List | ast.Tuple) else [n])
+            if isinstance(c, ast.Constant) and isinstance(c.value, str)
+        ]
+        for name in names:
+            held = {str(v) for v in frame[name].dropna().unique()} if name in frame else set()
+            for text in texts:
+                if held and text not in held:
+                    shown = sorted(held)[:8]
+                    more = ", ..." if len(held) > 8 else ""
+                    close = difflib.get_close_matches(text, list(held), n=1)
+                    guess = f" (did you mean {close[0]!r}?)" if close else ""
+                    hints.append(
+                        f"{name} has no value {text!r}{guess}; it holds {', '.join(shown)}{more}"
+                    )
+    return "; ".join(hints)

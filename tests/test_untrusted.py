@@ -331,3 +331,8 @@ def test_nothing_outside_is_created_when_out_is_the_dataset_link(work, tmp_path)
     link = tmp_path / "inside" / "alias"
     os.symlink(work / "train", link)
     _refused(_msaug("select", work, "--out", link / "sub"), "inside the input")
+
+
+def test_a_misspelt_value_lists_the_values_that_exist(work):
+    with pytest.raises(ManifestError, match=r"mode has no value 'coherant' \(did you mean"):
+        Dataset.open(work).select("mode == 'coherant'")
