@@ -21,11 +21,24 @@ CARD_FILE = "README.md"
 COLUMNS_DOC = "docs/manifest.md"
 
 LICENCE = """\
-This dataset is derived from MUSDB18 (Rafii et al., 2017,
-https://sigsep.github.io/datasets/musdb.html). MUSDB18's tracks may only be used for
-academic, non-commercial research, and that restriction carries over to every file here:
-use this dataset for non-commercial research only, and share it only with people entitled
-to use MUSDB18 under the same terms. Cite MUSDB18 when you publish results obtained with it."""
+Every file here is derived from the source tracks listed above and inherits their terms. If
+they are MUSDB18 or MUSDB18-HQ tracks (Rafii et al., 2017,
+https://sigsep.github.io/datasets/musdb.html), they may only be used for academic,
+non-commercial research: use this dataset for non-commercial research only, share it only with
+people entitled to use MUSDB18 under the same terms, and cite MUSDB18 when you publish results
+obtained with it. msaug's demo tracks (`msaug demo-data`) are synthetic and carry no such
+restriction."""
+
+USE = """\
+Intended use: training and ablating music source separation models (mixture in, stems out);
+the tables say which effects each stem received, so subsets select by augmentation.
+
+Limitations: every item is a remix of the listed source tracks, so their number bounds the
+variety of performances, instruments and productions a model sees; effects are rendered with
+Rubber Band and pedalboard, which do not sound like every studio chain; the stems of incoherent
+items do not belong together musically. Evaluate on real songs the dataset was not made from."""
+SHOWN_TRACKS = 30
+ALL_MODES = frozenset({"coherent", "semi-coherent", "incoherent"})
 
 
 def format_bytes(size: int) -> str:
@@ -74,10 +87,81 @@ def _provenance(header: dict[str, Any], level: int) -> list[str]:
             lines += [f"{mark} Part `{part['label']}`: {n_items} items from `{part['root']}`", ""]
             lines += _provenance(part["header"], level + 1)
     else:
-        identity = json.dumps(header.get("identity"), indent=2, sort_keys=True)
-        lines += ["Render configuration (`identity` in dataset.json):", ""]
-        lines += ["```json", identity, "```", ""]
+        lines += _render_summary(header.get("identity") or {})
     return lines
+
+
+def _spec_text(spec: dict[str, Any]) -> str:
+    params = ", ".join(
+        f"{name} {value[0]:g}..{value[1]:g}" if value[0] != value[1] else f"{name} {value[0]:g}"
+        for name, value in sorted(spec.items())
+        if isinstance(value, list) and len(value) == 2 and name != "modes"
+    )
+    return params or "-"
+
+
+def _render_summary(identity: dict[str, Any]) -> list[str]:
+    """The render's settings and effects config as tables, identical stems on one row; the
+    full record stays in dataset.json `identity`."""
+    settings, config = identity.get("settings"), identity.get("config")
+    if not isinstance(settings, dict) or not isinstance(config, dict):  # schema-1 identity
+        text = json.dumps(identity, indent=2, sort_keys=True)
+        return [
+            "Render configuration (`identity` in dataset.json):",
+            "",
+            "```json",
+            text,
+            "```",
+            "",
+        ]
+    keys = ("mode", "seconds", "sample_rate", "seed", "format", "subtype", "stretch_backend")
+    lines = [
+        "Settings: "
+        + ", ".join(f"{k} {settings.get(k)}" for k in keys if k in settings)
+        + f"; draw scheme {identity.get('draw_scheme', '?')}; "
+        + ", ".join(f"{k} {v}" for k, v in sorted((identity.get("libraries") or {}).items())),
+        "",
+        "| effect | p | parameters | modes | stems |",
+        "|---|---|---|---|---|",
+    ]
+    rows: dict[tuple[str, str, str, str], list[str]] = {}
+    for stem, effects in (config.get("effects") or {}).items():
+        for kind, spec in effects.items():
+            listed = spec.get("modes") or []
+            modes = "all" if set(listed) >= ALL_MODES else ", ".join(listed)
+            rows.setdefault((kind, f"{spec.get('p', '?')}", _spec_text(spec), modes), []).append(
+                stem
+            )
+    n_stems = len(config.get("effects") or {})
+    for (kind, p, params, modes), stems in rows.items():
+        who = "all" if len(stems) == n_stems else ", ".join(stems)
+        lines.append(f"| {kind} | {p} | {params} | {modes} | {who} |")
+    shared = ", ".join(sorted(config.get("shared") or {})) or "none"
+    gains = config.get("gain_db") or {}
+    gain_text = ", ".join(
+        f"{s} {lo:g}..{hi:g} dB" for s, (lo, hi) in gains.items() if (lo, hi) != (0, 0)
+    )
+    lines += [
+        "",
+        f"Coherent items share: {shared}. Per-stem gains: {gain_text or 'none'}. "
+        f"Suitability: {json.dumps(config.get('suitability', {}), sort_keys=True)}.",
+        "",
+        *_sources(identity.get("sources") or {}),
+    ]
+    return lines
+
+
+def _sources(sources: dict[str, Any]) -> list[str]:
+    names = sorted(sources.get("frames") or {})
+    if not names:
+        return []
+    shown = ", ".join(f"`{n}`" for n in names[:SHOWN_TRACKS])
+    more = f" and {len(names) - SHOWN_TRACKS} more" if len(names) > SHOWN_TRACKS else ""
+    return [
+        f"Source tracks ({len(names)}, identified by content, listing digest "
+        f"`{sources.get('digest', '?')}`): {shown}{more}.",
+        "",
+    ]
 
 
 def _counts_table(dataset: Dataset) -> list[str]:
@@ -126,9 +210,12 @@ def card_text(dataset: Dataset) -> str:
         "the tables (`bytes`, `checksum`). With msaug installed:",
         "",
         "```",
-        "msaug verify DATASET          # sizes, checksums, audio shapes; exit 1 on a problem",
-        "msaug verify DATASET --quick  # existence and sizes only",
+        "msaug verify DATASET          # files, tables, digest; exit 1 on a problem",
+        f"msaug verify DATASET --expect {dataset.header.get('digest') or 'DIGEST'}",
         "```",
+        "",
+        "The second line checks that a copy is exactly this dataset: its digest covers the "
+        "identity and every row of both tables, so every audio checksum.",
         "",
         "Without msaug (`pip install pandas pyarrow xxhash`):",
         "",
@@ -145,6 +232,10 @@ def card_text(dataset: Dataset) -> str:
         f"The column reference is `{COLUMNS_DOC}` in the msaug repository. Queries such as "
         "`msaug select DATASET --where \"mode == 'incoherent' and not vocals_pitch_shift_applied\" "
         "--out SUBSET` run on the items columns plus every stem column as `<stem>_<column>`.",
+        "",
+        "## Use",
+        "",
+        USE,
         "",
         "## Licence",
         "",

@@ -33,3 +33,18 @@ def test_card_of_a_selection_traces_it_to_its_render(tmp_path):
     assert "msaug select ds --where ... --out sub" in text
     assert "`mode == 'incoherent'` is true" in text
     assert "### Parent" in text and "tests.factory" in text
+
+
+def test_card_of_a_render_summarises_its_config_and_sources(small_render, tmp_path):
+    import shutil
+
+    root = tmp_path / "ds"
+    shutil.copytree(small_render, root)
+    text = write_card(root).read_text()
+    header = Dataset.open(root).header
+    assert "| reverb | 0.6 | damping 0.2..0.8, room_size 0.2..0.8 | all | all |" in text
+    assert "Coherent items share: compressor, pitch_shift, reverb, time_stretch" in text
+    assert "`train/Track 00`" in text and "Source tracks (3" in text
+    assert f"--expect {header['digest']}" in text
+    assert "## Use" in text and "Limitations" in text
+    assert '"identity"' not in text and len(text.splitlines()) < 90  # no raw config dump
