@@ -65,11 +65,12 @@ def _print_summary(summary: RenderSummary, command: str) -> None:
     click.echo(
         f"rendered {summary.rendered} items ({summary.skipped} already done) in "
         f"{summary.seconds:.1f} s -> {summary.out}\n"
-        f"dataset: {summary.total_items} items, {summary.hours:.2f} h of mixtures, "
+        f"dataset: {summary.total_items - summary.valid_songs} items and "
+        f"{summary.valid_songs} validation songs, {summary.hours:.2f} h of mixtures, "
         f"{summary.bytes / 1e6:.1f} MB, {summary.attempts} draws\n"
         f"rejected draws by stem:reason: {rejected}"
     )
-    if summary.total_items == 0:
+    if summary.total_items - summary.valid_songs == 0:
         raise SourceError(
             "no item could be drawn: every segment was rejected as silent; check the sources "
             "or relax [suitability] in --config"
@@ -154,6 +155,18 @@ def _parse_shard(ctx: click.Context, param: click.Parameter, value: str) -> tupl
 )
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--force", is_flag=True, help="Render even if the disk seems too small.")
+@click.option(
+    "--valid-tracks",
+    multiple=True,
+    metavar="NAME",
+    help="A song written unaugmented as validation (repeat); default: musdb's validation songs.",
+)
+@click.option(
+    "--valid-count",
+    type=int,
+    default=None,
+    help="Draw this many songs (by --seed) as validation, for roots that are not MUSDB18.",
+)
 def render(
     root,
     out,
@@ -177,6 +190,8 @@ def render(
     scheduler,
     quiet,
     force,
+    valid_tracks,
+    valid_count,
 ) -> None:
     """Render N augmented items from ROOT into OUT (rerun the same command to resume).
 
@@ -210,6 +225,8 @@ def render(
         backend=backend,
         scheduler=scheduler,
         force=force,
+        valid_tracks=valid_tracks,
+        valid_count=valid_count,
     )
     _print_summary(summary, command)
 

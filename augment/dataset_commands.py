@@ -140,13 +140,21 @@ def card(root: Path) -> None:
     show_default=True,
     help="Target shard size: a number with B, KB, MB, GB, TB (or KiB, MiB, GiB).",
 )
-def pack(root: Path, out: Path, shard_size: str) -> None:
+@click.option(
+    "--no-valid",
+    is_flag=True,
+    help="Leave the validation songs out (verbatim source audio); the shards get their own "
+    "manifest and digest.",
+)
+def pack(root: Path, out: Path, shard_size: str, no_valid: bool) -> None:
     """Pack ROOT into webdataset tar shards (shard-000000.tar, ...) plus its manifest."""
     try:
         size = parse_size(shard_size)
     except ValueError as exc:
         raise ConfigError(f"--shard-size: {exc}") from exc
-    shards = pack_dataset(root, out, size, progress=True)
+    shards = pack_dataset(
+        root, out, size, progress=True, include_valid=not no_valid, command=_command_line()
+    )
     click.echo(f"packed {root} into {len(shards)} shards in {out}")
 
 

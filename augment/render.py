@@ -7,6 +7,7 @@ finished items and gives byte-identical results; a larger `--n` extends the data
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import time
@@ -30,6 +31,7 @@ from augment.preflight import check_disk, disk_full, size_text
 from augment.settings import RenderSettings, check_settings
 from augment.sources import SourceRoot, Track
 from augment.stretch import frames_to_read
+from augment.validation import choose_valid_tracks, write_valid_song
 from manifests import DatasetWriter
 from manifests.lock import WriterLock
 from manifests.schema import DATASET_JSON, STEM_NAMES
@@ -51,6 +53,8 @@ class RenderSummary:
     seconds: float = 0.0
     requested: int = 0
     """Items this run (or shard) was asked for; `total_items` may be fewer if interrupted."""
+    valid_songs: int = 0
+    """Validation songs in the dataset (rows with role `valid`), counted in `total_items`."""
     interrupted: str | None = None
     """The signal that stopped the run (SIGINT, SIGTERM), or None if it ran to the end."""
     removed: int = 0
@@ -77,6 +81,26 @@ def _eligible_tracks(
             f"{max(t.seconds for t in tracks):.1f} s; use shorter --seconds"
         )
     return long_enough
+
+
+def _write_valid_songs(
+    writer: DatasetWriter,
+    sources: SourceRoot,
+    settings: RenderSettings,
+    config: RenderConfig,
+    done: set[str],
+) -> None:
+    """The validation songs not yet in the manifest, as one part (they are quick: links)."""
+    todo = [name for name in settings.valid_tracks if name not in done]
+    if not todo:
+        return
+    rows = [
+        write_valid_song(
+            sources.track(settings.subset, name), writer.root, settings, config.suitability
+        )
+        for name in todo
+    ]
+    writer.write_part("valid", [item for item, _ in rows], [s for _, stems in rows for s in stems])
 
 
 def _write_results(
@@ -129,6 +153,8 @@ def render_dataset(
     backend: str = "loky",
     scheduler: str | None = None,
     force: bool = False,
+    valid_tracks: tuple[str, ...] = (),
+    valid_count: int | None = None,
 ) -> RenderSummary:
     """Render items 0..n-1 into `out`, resuming whatever an earlier run finished.
 
@@ -136,7 +162,8 @@ def render_dataset(
     run, so m machines with no scheduler produce disjoint parts that `msaug merge` joins.
     `backend` / `scheduler` run the same batches on a dask or ray cluster (augment.backends).
     The disk under `out` must have room for the items to render (`augment.preflight`)
-    unless `force`.
+    unless `force`. The validation songs (`augment.validation`: musdb's split, or
+    `valid_tracks`, or `valid_count` drawn by seed) are written by shard 0, unaugmented.
     """
     if n < 1:
         raise ConfigError(f"--n must be at least 1, got {n}")
@@ -151,7 +178,11 @@ def render_dataset(
     weights = parse_mode(settings.mode)
     sources = SourceRoot.open(settings.root, settings.source_form)  # type: ignore[arg-type]
     sources.check_sample_rate(settings.sample_rate)
-    tracks = _eligible_tracks(sources, settings, config)
+    chosen = choose_valid_tracks(sources, settings, tuple(valid_tracks), valid_count)
+    settings = dataclasses.replace(settings, valid_tracks=chosen)
+    tracks = [t for t in _eligible_tracks(sources, settings, config) if t.name not in chosen]
+    if not tracks:
+        raise ConfigError(f"every song of {settings.subset} is a validation song; keep some")
     started = time.perf_counter()
     out = Path(out)
     mine = [i for i in range(n) if i % shard[1] == shard[0]]
@@ -173,6 +204,8 @@ def render_dataset(
         todo = [i for i in mine if item_id(i) not in done]
         summary = RenderSummary(out=out, skipped=len(mine) - len(todo), requested=len(mine))
         summary.removed = remove_unlisted_items(out, done)  # left by a run killed mid-batch
+        if shard[0] == 0:
+            _write_valid_songs(writer, sources, settings, config, done)
         need = check_disk(out, len(todo), settings, force or fresh)
         if progress and todo:
             tqdm.write(
@@ -215,6 +248,7 @@ def render_dataset(
             },
         )
         summary.total_items = len(items)
+        summary.valid_songs = int((items["role"] == "valid").sum()) if len(items) else 0
         summary.hours = float(items["seconds"].sum()) / 3600 if len(items) else 0.0
         summary.bytes = int(items["bytes"].sum() + stems["bytes"].sum()) if len(items) else 0
         summary.attempts = int(items["attempts"].sum()) if len(items) else 0

@@ -18,6 +18,7 @@ from augment.item import render_item
 from augment.plan import ItemPlan, StemPlan
 from augment.settings import check_settings
 from augment.sources import SourceRoot, read_segment
+from augment.validation import write_valid_song
 from manifests import Dataset, ManifestError
 from manifests.card import provenance
 
@@ -50,6 +51,15 @@ def rerender_item(
     sources = SourceRoot.open(settings.root, settings.source_form)  # type: ignore[arg-type]
     drift = library_drift(identity.get("libraries", {}), library_versions(settings, sources.form))
     item, stem_rows = dataset.item(item_id)
+    if item.role == "valid":  # a validation song: its files are the source's, rebuilt as placed
+        track = sources.track(stem_rows[dataset.stem_names[0]].source_subset, item.item_id)
+        with tempfile.TemporaryDirectory() as scratch:
+            new_item, new_stems = write_valid_song(
+                track, Path(scratch), settings, Suitability(**identity["config"]["suitability"])
+            )
+        got = {"mixture": new_item.checksum, **{r.stem: r.checksum for r in new_stems}}
+        expected = {"mixture": item.checksum, **{s: r.checksum for s, r in stem_rows.items()}}
+        return RerenderReport(item_id, {k: got[k] == expected[k] for k in expected}, drift)
     suitability = Suitability(**identity["config"]["suitability"])
     scheme = int(identity.get("draw_scheme", 1))
     sr = settings.sample_rate

@@ -31,6 +31,9 @@ class RenderSettings:
     subtype: str = "PCM_16"
     stretch_backend: str = "pedalboard"
     quality: str = "best"
+    valid_tracks: tuple[str, ...] = ()
+    """Songs written unaugmented as the dataset's validation split, never drawn from
+    (`augment.validation`); resolved from the CLI before the identity is made."""
 
     @property
     def frames(self) -> int:

@@ -153,7 +153,9 @@ class Dataset:
         return self.items.join(pd.concat(per_stem, axis=1), on="item_id")
 
     def select(self, where: str | None) -> Dataset:
-        """The items for which the pandas query `where` is true; None or '' selects all.
+        """The items for which the pandas query `where` is true; None or '' selects all. The
+        validation songs (`role == 'valid'`) are always kept: an ablation changes what a model
+        trains on, never what it is validated on.
 
         `where` may come from anyone (a shared recipe, a script): `manifests.query` checks it
         against a whitelist before pandas evaluates it."""
@@ -171,13 +173,15 @@ class Dataset:
             ) from exc
         if not (isinstance(mask, pd.Series) and mask.dtype == bool):
             raise ManifestError(f"--where {where!r} must be a true/false condition per item")
-        ids = set(self.items.loc[mask.to_numpy(), "item_id"])
+        keep = mask.to_numpy() & (self.items["role"] != "valid").to_numpy()
+        ids = set(self.items.loc[keep, "item_id"])
         if not ids:
             hint = unknown_values(where, wide)
             raise ManifestError(
                 f"--where {where!r} selects no items of {len(self)} in {self.root}"
                 + (f": {hint}" if hint else "")
             )
+        ids |= set(self.items.loc[self.items["role"] == "valid", "item_id"])  # always carried
         items = self.items[self.items["item_id"].isin(ids)].reset_index(drop=True)
         stems = self.stems[self.stems["item_id"].isin(ids)].reset_index(drop=True)
         combined = where if self.where is None else f"({self.where}) and ({where})"

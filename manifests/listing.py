@@ -42,9 +42,17 @@ class ListedFile:
     @property
     def member(self) -> str:
         """Its name in a shard: webdataset splits the key from the name at the first dot."""
+        key = sample_key(self.item_id)
         if self.frames is None:
-            return f"{self.item_id}.{self.name}"
-        return f"{self.item_id}.{self.name}{PurePosixPath(self.path).suffix}"
+            return f"{key}.{self.name}"
+        return f"{key}.{self.name}{PurePosixPath(self.path).suffix}"
+
+
+def sample_key(item_id: str) -> str:
+    """The webdataset key of an item: its id with `%` and `.` percent-encoded, since webdataset
+    cuts a member's name at its first dot and validation songs have dots in their names
+    (`Mr. So & So - Eyes`). Rendered ids (digits) are their own keys."""
+    return item_id.replace("%", "%25").replace(".", "%2E")
 
 
 def audio_paths(items: pd.DataFrame, stems: pd.DataFrame) -> list[str]:
@@ -61,14 +69,6 @@ def require_folder_form(dataset: Dataset) -> None:
     if is_packed(dataset.root):
         raise ManifestError(
             f"{dataset.root} is a packed dataset (shards); run `msaug unpack` on it first"
-        )
-
-
-def _check_key(item_id: str) -> None:
-    if "." in item_id or "/" in item_id:
-        raise ManifestError(
-            f"item id {item_id!r} contains '.' or '/', which cannot be a webdataset key; "
-            "rename the item or keep this dataset as a folder"
         )
 
 
@@ -127,7 +127,6 @@ def sample_files(dataset: Dataset, jsons: dict[str, bytes]) -> dict[str, list[Li
     """Per item id: the members of its webdataset sample (audio files, then the json)."""
     files = audio_files(dataset)
     for item_id, members in files.items():
-        _check_key(item_id)
         data = jsons[item_id]
         members.append(
             ListedFile(

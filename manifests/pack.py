@@ -26,7 +26,7 @@ from tqdm import tqdm
 from manifests.card import CARD_FILE
 from manifests.checksum import bytes_checksum
 from manifests.dataset import Dataset
-from manifests.derive import Written, new_folder
+from manifests.derive import Written, derived_header, new_folder, write_manifest
 from manifests.errors import ManifestError
 from manifests.files import atomic_path
 from manifests.listing import (
@@ -136,6 +136,16 @@ def _read_listed(root: Path, listed: ListedFile) -> bytes:
     return data
 
 
+def _without_songs(dataset: Dataset, command: str | None) -> Dataset:
+    """The dataset without its validation songs, with a header to write as a new manifest."""
+    keep = set(dataset.items.loc[dataset.items["role"] != "valid", "item_id"])
+    header = derived_header(dataset.header, command)
+    header["where"] = "role != 'valid' (msaug pack --no-valid)"
+    items = dataset.items[dataset.items["item_id"].isin(keep)].reset_index(drop=True)
+    stems = dataset.stems[dataset.stems["item_id"].isin(keep)].reset_index(drop=True)
+    return Dataset(dataset.root, header, items, stems, dataset.schema_version, None)
+
+
 def _copy_manifest(dataset: Dataset, target: Path) -> None:
     """Tables and card first, dataset.json last: the header marks a finished folder."""
     source = dataset.root
@@ -150,10 +160,19 @@ def pack(
     out: str | Path,
     shard_size: int = DEFAULT_SHARD_SIZE,
     progress: bool = False,
+    include_valid: bool = True,
+    command: str | None = None,
 ) -> list[Path]:
-    """Write the dataset at `root` as shards in `out`; every file is checked while it is read."""
+    """Write the dataset at `root` as shards in `out`; every file is checked while it is read.
+
+    `include_valid=False` leaves the validation songs out (they are verbatim source audio,
+    which some licences do not let one share): the shards then carry a manifest of their own,
+    the rendered rows only, with its own digest."""
     root = Path(root)
     dataset = Dataset.open(root)
+    rewritten = not include_valid and bool((dataset.items["role"] == "valid").any())
+    if rewritten:
+        dataset = _without_songs(dataset, command)
     require_folder_form(dataset)
     if dataset.schema_version != SCHEMA_VERSION:
         raise ManifestError(
@@ -185,7 +204,12 @@ def pack(
             index["shards"].append({"name": name, "bytes": size, "items": ids})
         bar.close()
         write_json(folder / SHARDS_INDEX, index)
-        _copy_manifest(dataset, folder)
+        if rewritten:  # other rows than the folder's: a manifest of its own
+            write_manifest(folder, dataset.header, dataset.items, dataset.stems)
+            if (root / CARD_FILE).is_file():
+                shutil.copyfile(confined(root, CARD_FILE), folder / CARD_FILE)
+        else:
+            _copy_manifest(dataset, folder)
     return [Path(out) / shard["name"] for shard in index["shards"]]
 
 

@@ -12,7 +12,7 @@ BIN=.venv/bin
 
 $BIN/msaug demo-data "$DEMO_DIR/sources" --tracks 12 --seconds 30 --seed 0
 $BIN/msaug render --root "$DEMO_DIR/sources" --out "$DEMO_DIR/augmented" \
-  --mode mix:coherent=0.5,incoherent=0.5 --n 48 --seconds 10 --seed 0
+  --mode mix:coherent=0.5,incoherent=0.5 --n 48 --seconds 10 --seed 0 --valid-count 2
 rm -rf "$DEMO_DIR/runs/unet"
 $BIN/mstrain --data "$DEMO_DIR/augmented" --model unet --out "$DEMO_DIR/runs/unet" \
   --epochs 100 --batches-per-epoch 20 --max-minutes "$TRAIN_MINUTES" --workers 1

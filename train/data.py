@@ -35,12 +35,18 @@ def make_loaders(
     unknown = set(sources) - set(STEM_NAMES)
     if unknown:
         raise TrainError(f"the model's sources {sorted(unknown)} are not dataset stems")
-    selected = item_files(dataset.select(data.where), sources)
+    songs = set(dataset.items.loc[dataset.items["role"] == "valid", "item_id"])
+    selected = [
+        i for i in item_files(dataset.select(data.where), sources) if i.item_id not in songs
+    ]
     check_items(selected, data.segment, sample_rate)
     valid_root = data.valid_root
     if valid_root is None and isinstance(dataset, SongsDataset):
         valid_root = dataset.root  # songs: validate on the root's own validation songs
-    if valid_root is None:
+    if valid_root is None and songs:  # the dataset's own validation split: real songs
+        real = [i for i in item_files(dataset, sources) if i.item_id in songs]
+        valid = RenderedTracks(real, sample_rate, data.mono, real=True)
+    elif valid_root is None:
         held_out = holdout_ids(dataset, data.valid_fraction)
         valid = RenderedTracks(
             [i for i in item_files(dataset, sources) if i.item_id in held_out],

@@ -34,15 +34,20 @@ def holdout_ids(dataset: Dataset, fraction: float) -> set[str]:
 
 
 class RenderedTracks(TorchDataset):
-    """Whole held-out rendered items as (mixture, sources), at the model's rate."""
+    """Whole items of a dataset as (mixture, sources), at the model's rate: its validation
+    songs (`real`, rows with role `valid`) or held-out rendered items."""
 
-    def __init__(self, items: list[ItemFiles], sample_rate: int, mono: bool):
-        self.items, self.sample_rate, self.mono = items, sample_rate, mono
+    def __init__(self, items: list[ItemFiles], sample_rate: int, mono: bool, real: bool = False):
+        self.items, self.sample_rate, self.mono, self.real = items, sample_rate, mono, real
 
     def __len__(self) -> int:
         return len(self.items)
 
     def describe(self) -> str:
+        if self.real:
+            names = ", ".join(item.item_id for item in self.items[:5])
+            more = f" and {len(self) - 5} more" if len(self) > 5 else ""
+            return f"{len(self)} real songs of the dataset's validation split: {names}{more}"
         return (
             f"{len(self)} held-out rendered items (--valid-fraction: augmented, from the "
             "training songs)"
