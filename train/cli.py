@@ -16,6 +16,7 @@ from typing import Any
 
 import click
 
+from train import distributed
 from train.config import (
     TARGETS,
     DataConfig,
@@ -212,14 +213,17 @@ def train(ctx: click.Context, **options: Any) -> None:
     `--target all` trains one model for all four sources, or, for one-source models (bsrnn,
     se-bsrnn), one model per source in turn, in OUT/<source>.
     """
-    for config in per_target_configs(train_config(options)):
-        try:
-            with stop_on_sigterm():
-                fit(config, shlex.join(ctx.meta["argv"]))
-        except KeyboardInterrupt as stopped:
-            line, status = resume_line(stopped, config.loop.out, ctx.meta["argv"])
-            click.echo(line, err=True)
-            sys.exit(status)
+    try:
+        for config in per_target_configs(train_config(options)):
+            try:
+                with stop_on_sigterm():
+                    fit(config, shlex.join(ctx.meta["argv"]))
+            except KeyboardInterrupt as stopped:
+                line, status = resume_line(stopped, config.loop.out, ctx.meta["argv"])
+                click.echo(line, err=True)
+                sys.exit(status)
+    finally:
+        distributed.shutdown()
 
 
 from train.tool_commands import compare_command, eval_command, separate_command  # noqa: E402
