@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -258,3 +259,28 @@ def test_separate_names_musdb_songs_by_their_folder_and_refuses_clashes(run, tmp
     sf.write(tmp_path / "other" / "C - D.wav", noise, SR)
     clash = mstrain("separate", "--run", run, songs[1], tmp_path / "other" / "C - D.wav")
     assert clash.exit_code == 2 and "would both be written to OUT/C - D/" in clash.output
+
+
+def test_unset_flags_take_the_model_recipe():
+    from train.config import (
+        DataConfig,
+        LoopConfig,
+        ModelConfig,
+        OptimConfig,
+        TrainConfig,
+        with_recipe,
+    )
+    from train.models import MODELS
+
+    bare = TrainConfig(
+        DataConfig(root=Path("d")), ModelConfig(), OptimConfig(), LoopConfig(out=Path("o"))
+    )
+    unet = with_recipe(bare, MODELS["unet"].recipe)
+    assert (unet.data.segment, unet.optim.weight_decay, unet.loop.batch_size) == (5.0, 1e-5, 4)
+    assert unet.loop.batches_per_epoch is None and unet.data.activity_db is None
+    bsrnn = with_recipe(bare, MODELS["bsrnn"].recipe)
+    assert round(bsrnn.data.segment * 44100) == 262 * 512  # 263 STFT frames, hop 512
+    assert (bsrnn.optim.weight_decay, bsrnn.loop.batch_size) == (0.0, 2)
+    assert (bsrnn.loop.batches_per_epoch, bsrnn.data.activity_db) == (10_000, -50.0)
+    given = dataclasses.replace(bare, data=dataclasses.replace(bare.data, segment=1.5))
+    assert with_recipe(given, MODELS["bsrnn"].recipe).data.segment == 1.5

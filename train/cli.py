@@ -114,7 +114,15 @@ def train_config(options: dict[str, Any]) -> TrainConfig:
     help="Source to learn, or all four (one model, or one per source for bsrnn/se-bsrnn).",
 )
 @config_option(DataConfig, "where", "--where", help="Item selection, as for `msaug select`.")
-@config_option(DataConfig, "segment", "--segment", type=float, help="Crop length in seconds.")
+@config_option(
+    DataConfig,
+    "segment",
+    "--segment",
+    type=float,
+    show_default=False,
+    help="Crop length in seconds.  [default: the model's recipe: 5 for unet, 3.04 (263 STFT "
+    "frames) for bsrnn and se-bsrnn]",
+)
 @click.option("--mono", is_flag=True, help="Downmix to one channel (default: stereo).")
 @config_option(DataConfig, "workers", "--workers", type=int, help="Data loader worker processes.")
 @config_option(
@@ -143,8 +151,10 @@ def train_config(options: dict[str, Any]) -> TrainConfig:
     "activity_db",
     "--activity-db",
     type=float,
+    show_default=False,
     help="Source activity detection: redraw crops whose targets are all below this RMS "
-    "level (dBFS), e.g. -50; off by default.",
+    "level (dBFS); -inf turns it off.  [default: the model's recipe: off for unet, -50 for "
+    "bsrnn]",
 )
 @click.option(
     "--online-gain",
@@ -163,7 +173,14 @@ def train_config(options: dict[str, Any]) -> TrainConfig:
     help="Online: each source's crop from a random item and offset (remixing across items).",
 )
 @config_option(OptimConfig, "lr", "--lr", type=float)
-@config_option(OptimConfig, "weight_decay", "--weight-decay", type=float, help="Adam's L2 penalty.")
+@config_option(
+    OptimConfig,
+    "weight_decay",
+    "--weight-decay",
+    type=float,
+    show_default=False,
+    help="Adam's L2 penalty.  [default: the model's recipe: 1e-5 for unet, 0 for bsrnn]",
+)
 @config_option(OptimConfig, "lr_step", "--lr-step", type=int, help="Epochs between lr decays.")
 @config_option(OptimConfig, "lr_gamma", "--lr-gamma", type=float, help="lr factor per decay.")
 @config_option(OptimConfig, "clip", "--clip", type=float, help="Gradient norm clip.")
@@ -173,7 +190,9 @@ def train_config(options: dict[str, Any]) -> TrainConfig:
     "batches_per_epoch",
     "--batches-per-epoch",
     type=int,
-    help="Default: one pass over the training items.",
+    show_default=False,
+    help="Batches per epoch.  [default: the model's recipe: one pass over the training items "
+    "for unet, 10000 for bsrnn]",
 )
 @config_option(
     LoopConfig,

@@ -25,7 +25,7 @@ class DataConfig:
     root: Path
     where: str | None = None
     target: str = "all"
-    segment: float = 5.0
+    segment: float | None = None  # None: the model's recipe (`SeparationModel.recipe`)
     mono: bool = False
     workers: int = 2
     valid_root: Path | None = None
@@ -53,7 +53,7 @@ class OptimConfig:
     """Adam, StepLR and gradient clipping."""
 
     lr: float = 1e-3
-    weight_decay: float = 1e-5
+    weight_decay: float | None = None  # None: the model's recipe
     lr_step: int = 2
     lr_gamma: float = 0.98
     clip: float = 5.0
@@ -128,10 +128,27 @@ def check_config(config: TrainConfig) -> None:
         if value is not None and value < low:
             raise TrainError(f"{flag} must be at least {low}, got {value}")
     for flag, value in (("--lr", config.optim.lr), ("--weight-decay", config.optim.weight_decay)):
-        if not (math.isfinite(value) and value >= 0):  # lr 0 is a fair probe (BatchNorm only)
+        # lr 0 is a fair probe (only BatchNorm moves); None is the model's recipe
+        if value is not None and not (math.isfinite(value) and value >= 0):
             raise TrainError(f"{flag} must be a number >= 0, got {value}")
     gain = config.data.gain
     if gain and not (0 <= gain[0] <= gain[1] and all(map(math.isfinite, gain))):
         raise TrainError(f"--online-gain takes LOW HIGH with 0 <= LOW <= HIGH, got {gain}")
     if config.optim.lr_gamma > 1:
         raise TrainError(f"--lr-gamma must be at most 1, got {config.optim.lr_gamma}")
+
+
+def with_recipe(config: TrainConfig, recipe: dict[tuple[str, str], Any]) -> TrainConfig:
+    """`config` with every field the user left unset (None) taken from the model's recipe.
+    Fields the recipe does not name keep None (`batches_per_epoch`: one pass over the items;
+    `activity_db`: off). Pass `--activity-db -inf` to turn a recipe's detection off."""
+    parts = {}
+    for part in ("data", "optim", "loop"):
+        section = getattr(config, part)
+        unset = {
+            name: value
+            for (where, name), value in recipe.items()
+            if where == part and getattr(section, name) is None
+        }
+        parts[part] = dataclasses.replace(section, **unset)
+    return dataclasses.replace(config, **parts)

@@ -24,7 +24,7 @@ from tqdm import tqdm
 from manifests import STEM_NAMES
 from train import checkpoint, distributed
 from train.audio import keep_freed_memory
-from train.config import ModelConfig, TrainConfig
+from train.config import ModelConfig, TrainConfig, with_recipe
 from train.data import make_loaders
 from train.errors import TrainError
 from train.logs import RunLog
@@ -165,11 +165,8 @@ def fit(config: TrainConfig, command: str) -> list[dict[str, Any]]:
     Under torchrun every process runs this; they train in step, and rank 0 alone writes.
     """
     started = time.monotonic()
-    if config.loop.batch_size is None and config.model.name in MODELS:  # the model's recipe
-        batch_size = MODELS[config.model.name].batch_size
-        config = dataclasses.replace(
-            config, loop=dataclasses.replace(config.loop, batch_size=batch_size)
-        )
+    if config.model.name in MODELS:  # flags left unset take the model's recipe
+        config = with_recipe(config, MODELS[config.model.name].recipe)
     loop, out = config.loop, Path(config.loop.out)
     process, device = distributed.start(resolve_device(loop.device))
     dataset = open_training_data(Path(config.data.root))

@@ -13,4 +13,5 @@ DEVICES = ("auto", "cpu", "cuda")
 
 def config_option(cls: type, name: str, flag: str, **kwargs: Any):
     """A click option whose default is the config field's own."""
-    return click.option(flag, name, default=default(cls, name), show_default=True, **kwargs)
+    kwargs.setdefault("show_default", True)
+    return click.option(flag, name, default=default(cls, name), **kwargs)

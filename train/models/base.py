@@ -23,8 +23,13 @@ class SeparationModel(nn.Module):
     name: str = ""
     # True for models that learn one source each (BSRNN): `--target all` trains one per source
     single_target: ClassVar[bool] = False
-    # the batch size of the model's recipe, used when --batch-size is not given
-    batch_size: ClassVar[int] = 4
+    # the source's training recipe for this model: what a flag left unset means
+    # (config section, field) -> value; see `train.config.with_recipe`
+    recipe: ClassVar[dict[tuple[str, str], Any]] = {
+        ("loop", "batch_size"): 4,
+        ("data", "segment"): 5.0,
+        ("optim", "weight_decay"): 1e-5,
+    }
 
     def __init__(self, sources: tuple[str, ...], sample_rate: int, **kwargs: Any):
         super().__init__()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -140,7 +141,16 @@ class _BandSplitModel(SeparationModel):
     """Shared body of `bsrnn` and `se-bsrnn`; `se_reduction=None` leaves out the SE gates."""
 
     single_target = True
-    batch_size = 2  # the source's BSRNN recipe
+    # The source's BSRNN recipe (facts.md): batch 2 of 263 STFT frames (~3 s at 44.1 kHz),
+    # 10,000 batches per epoch, source activity detection on, no weight decay (the facts give
+    # weight decay for the U-Net only). -50 dBFS is msaug's threshold for "silent".
+    recipe: ClassVar[dict[tuple[str, str], Any]] = {
+        ("loop", "batch_size"): 2,
+        ("data", "segment"): 262 * 512 / 44100,
+        ("loop", "batches_per_epoch"): 10_000,
+        ("data", "activity_db"): -50.0,
+        ("optim", "weight_decay"): 0.0,
+    }
 
     def __init__(
         self,
