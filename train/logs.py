@@ -31,6 +31,11 @@ class RunLog:
         for key in ("train_loss", "valid_loss", "lr"):
             self.board.add_scalar(key, row[key], row["epoch"])
         self.board.flush()
+        self.write_csv(history)
+
+    def write_csv(self, history: list[dict[str, Any]]) -> None:
+        """log.csv as the whole history (a resume rewrites it from the checkpoint, so a stop
+        between the checkpoint and the log never leaves them apart)."""
         with atomic_path(self.out / CSV_NAME) as temp, open(temp, "w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=COLUMNS)
             writer.writeheader()

@@ -229,6 +229,8 @@ def fit(config: TrainConfig, command: str) -> list[dict[str, Any]]:
         out.mkdir(parents=True, exist_ok=True)
         checkpoint.remove_stale_temps(out)
         log = RunLog(out)
+        if resumed:
+            log.write_csv(progress["history"])
     frames = round(config.data.segment * model.sample_rate)
     deadline = started + 60 * loop.max_minutes if loop.max_minutes else math.inf
     while progress["epoch"] < loop.epochs:
