@@ -182,7 +182,16 @@ def bad_inputs(data: Path, run: Path, tmp: Path) -> dict[str, tuple[list[object]
 def test_target_all_trains_one_band_split_model_per_source(data, musdb_root, tmp_path):
     """BSRNN learns one source per model: `--target all` makes four runs that eval stacks."""
     out = tmp_path / "bsrnn"
-    tiny = ["--segment", "0.5", "--workers", "0", "--valid-fraction", "0.25"]
+    tiny = [
+        "--segment",
+        "0.5",
+        "--workers",
+        "0",
+        "--valid-fraction",
+        "0.25",
+        "--batches-per-epoch",
+        "2",
+    ]
     sizes = ["dim=8", "num_layers=1", "n_fft=256", "hop_length=64"]
     args = [a for size in sizes for a in ("--model-arg", size)]
     result = mstrain("--data", data, "--model", "bsrnn", "--out", out, "--epochs", 1, *tiny, *args)
