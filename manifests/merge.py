@@ -86,6 +86,36 @@ def _shards_of_one_render(parts: Sequence[Dataset]) -> bool:
     )
 
 
+def _without_repeated_songs(parts: Sequence[Dataset]) -> list[Dataset]:
+    """Each validation song once: renders of the same sources all carry the same songs, which
+    must keep their names (musdb finds them by name), so later copies are dropped. The same
+    name with other audio is refused rather than renamed."""
+    seen: dict[str, tuple[str, ...]] = {}
+    kept = []
+    for part in parts:
+        repeated = []
+        for song in part.items.loc[
+            part.items["role"] == "valid", ["item_id", "checksum"]
+        ].itertuples():
+            rows = part.stems[part.stems["item_id"] == song.item_id]
+            content = (song.checksum, *sorted(rows["checksum"]))
+            if song.item_id not in seen:
+                seen[song.item_id] = content
+            elif seen[song.item_id] == content:
+                repeated.append(song.item_id)
+            else:
+                raise ManifestError(
+                    f"validation song {song.item_id!r} of {part.root} differs from the one of "
+                    "an earlier part; merge renders of the same sources"
+                )
+        if repeated:
+            items = part.items[~part.items["item_id"].isin(repeated)].reset_index(drop=True)
+            stems = part.stems[~part.stems["item_id"].isin(repeated)].reset_index(drop=True)
+            part = Dataset(part.root, part.header, items, stems, part.schema_version, part.where)
+        kept.append(part)
+    return kept
+
+
 def _moved(path: str, subset: str, item_id: str) -> str:
     return str(item_dir(subset, item_id) / PurePosixPath(path).name)
 
@@ -132,6 +162,7 @@ def merge(
         renames = [{} for _ in parts]
         tables = [(p.items, p.stems) for p in parts]
     else:
+        parts = _without_repeated_songs(parts)
         renames = new_ids([list(part.items["item_id"]) for part in parts])
         tables = [
             _renamed_tables(p, r, label) for p, r, label in zip(parts, renames, labels, strict=True)

@@ -104,3 +104,15 @@ def test_a_split_that_would_draw_the_songs_is_refused(root, tmp_path):
         render_dataset(
             _settings(root, split="all"), tmp_path / "x", n=1, jobs=1, progress=False, valid_count=1
         )
+
+
+def test_merging_two_renders_keeps_each_validation_song_once(root, dataset, tmp_path):
+    from manifests.merge import merge
+
+    other = tmp_path / "other"
+    render_dataset(_settings(root, seed=1), other, n=2, jobs=1, progress=False)
+    merge([dataset, other], tmp_path / "merged")
+    merged = Dataset.open(tmp_path / "merged")
+    songs = merged.items[merged.items["role"] == "valid"]
+    assert list(songs["item_id"]) == [sorted(musdb_validation_tracks())[0]]
+    assert len(merged) == 4 + 2 + 1 and verify(tmp_path / "merged").ok
