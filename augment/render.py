@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from joblib import effective_n_jobs
 from tqdm import tqdm
 
 from augment.backends import execution_backend
@@ -103,15 +104,28 @@ def _write_valid_songs(
     writer.write_part("valid", [item for item, _ in rows], [s for _, stems in rows for s in stems])
 
 
+def _estimate(bar: tqdm, items: int, seconds: float, workers: int) -> None:
+    """After the first batch: the time the rest will take if every worker keeps this pace."""
+    rest = (bar.total - items) * seconds / items / max(workers, 1)
+    hours, minutes = divmod(round(rest / 60), 60)
+    left = f"{rest:.0f} s" if rest < 90 else f"{hours} h {minutes} min"
+    bar.write(
+        f"first batch: {seconds / items:.1f} s per item; about {left} for the remaining "
+        f"{bar.total - items} items on {workers} workers"
+    )
+
+
 def _write_results(
     results: Iterator[dict[str, Any]],
     writer: DatasetWriter,
     summary: RenderSummary,
     stop: StopFlag,
     bar: tqdm,
+    workers: int,
 ) -> None:
     """Write each batch's manifest part as it arrives. A signal ends this cleanly (recorded in
     `summary.interrupted`); closing `results` makes joblib kill the unfinished batches."""
+    started = time.monotonic()
     try:
         while True:
             with stop.waiting_for_results():
@@ -122,6 +136,8 @@ def _write_results(
             summary.rendered += len(result["items"])
             summary.rejected.update(result["rejected"])
             summary.failed.update(result["failed"])
+            if bar.n == 0 and not bar.disable:
+                _estimate(bar, len(result["indices"]), time.monotonic() - started, workers)
             bar.update(len(result["indices"]))
             stop.check()
     except Interrupted as exc:
@@ -230,7 +246,7 @@ def render_dataset(
         bar = tqdm(total=len(todo), desc="rendering", unit="item", disable=not progress or not todo)
         with execution_backend(backend, scheduler), stop_on_signals() as stop:
             results = run_batches(jobs_list, jobs, streaming=backend != "ray")
-            _write_results(results, writer, summary, stop, bar)
+            _write_results(results, writer, summary, stop, bar, effective_n_jobs(jobs))
         if summary.interrupted:  # after the backend is down: no worker writes any more
             writer.remove_temp_files()
             summary.removed += remove_unlisted_items(out, writer.done_item_ids())

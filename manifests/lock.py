@@ -80,7 +80,7 @@ def _still_linked(fd: int, path: Path) -> bool:
 
 
 def _write_atomic(path: Path, record: dict[str, Any]) -> None:
-    temp = path.with_name(f"{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}")
+    temp = path.with_name(f"{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")  # is_temp
     temp.write_text(json.dumps(record))
     os.replace(temp, path)
 

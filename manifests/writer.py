@@ -156,7 +156,9 @@ class DatasetWriter:
                 )
             self.remove_temp_files()
             return
-        if any(p.name not in (LOCK_FILE, LEASE_FILE) for p in self.root.iterdir()):
+        if any(
+            p.name not in (LOCK_FILE, LEASE_FILE) and not is_temp(p) for p in self.root.iterdir()
+        ):
             raise ManifestError(
                 f"{self.root} is not empty and holds no {DATASET_JSON}; "
                 "choose an empty or new --out folder"
