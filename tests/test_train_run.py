@@ -293,3 +293,21 @@ def test_unset_flags_take_the_model_recipe():
     assert (bsrnn.loop.batches_per_epoch, bsrnn.data.activity_db) == (10_000, -50.0)
     given = dataclasses.replace(bare, data=dataclasses.replace(bare.data, segment=1.5))
     assert with_recipe(given, MODELS["bsrnn"].recipe).data.segment == 1.5
+
+
+def test_separate_two_stems_and_flac(run, tmp_path):
+    song = tmp_path / "song.wav"
+    audio = np.random.default_rng(2).uniform(-0.3, 0.3, (4000, 2)).astype(np.float32)
+    sf.write(song, audio, SR, subtype="FLOAT")
+    args = ["separate", "--run", run, song, "--stem", "vocals"]
+    assert mstrain(*args, "--out", tmp_path / "wav").exit_code == 0
+    folder = tmp_path / "wav" / "song"
+    assert sorted(p.name for p in folder.iterdir()) == ["no_vocals.wav", "vocals.wav"]
+    vocals, _ = sf.read(folder / "vocals.wav", dtype="float32")
+    rest, _ = sf.read(folder / "no_vocals.wav", dtype="float32")
+    np.testing.assert_allclose(vocals + rest, audio, atol=1e-6)  # the two stems sum to the song
+    flac = mstrain(*args, "--out", tmp_path / "flac", "--format", "flac", "--subtype", "PCM_24")
+    assert flac.exit_code == 0, flac.output
+    assert sf.info(tmp_path / "flac" / "song" / "vocals.flac").subtype == "PCM_24"
+    bad = mstrain(*args, "--format", "flac")
+    assert bad.exit_code == 2 and "flac holds PCM only" in bad.output

@@ -47,12 +47,35 @@ def check_song_names(songs: Sequence[Path]) -> None:
 
 
 def separate_song(
-    model: SeparationModel, song: Path, out: Path, device: torch.device, chunk_seconds: float
+    model: SeparationModel,
+    song: Path,
+    out: Path,
+    device: torch.device,
+    chunk_seconds: float,
+    stem: str | None = None,
+    fmt: str = "wav",
+    subtype: str = "FLOAT",
 ) -> list[Path]:
-    """Write `out/<song name>/<source>.wav` (32-bit float, so loud estimates do not clip)."""
+    """Write `out/<song name>/<source>.<fmt>`; FLOAT by default, so loud estimates do not
+    clip. With `stem`, two files in the two-stems habit of Demucs and Spleeter: the stem and
+    `no_<stem>`, the mixture minus it (their sum is the song)."""
+    if stem is not None and stem not in model.sources:
+        raise TrainError(f"--stem {stem} is not one of the model's sources {list(model.sources)}")
+    if fmt == "flac" and subtype == "FLOAT":
+        raise TrainError("flac holds PCM only: pass --subtype PCM_16 or PCM_24 with --format flac")
     audio, rate = read_song(song)
-    estimates = separate(model.to(device), audio, rate, device, chunk_seconds)
-    paths = [out / song_name(song) / f"{source}.wav" for source in model.sources]
-    for path, estimate in zip(paths, estimates, strict=True):
-        write_audio(path, estimate, rate, subtype="FLOAT")
+    estimates = dict(
+        zip(
+            model.sources,
+            separate(model.to(device), audio, rate, device, chunk_seconds),
+            strict=True,
+        )
+    )
+    if stem is not None:
+        estimates = {stem: estimates[stem], f"no_{stem}": audio - estimates[stem]}
+    paths = []
+    for source, estimate in estimates.items():
+        path = out / song_name(song) / f"{source}.{fmt}"
+        write_audio(path, estimate, rate, subtype=subtype)  # PCM clips above full scale
+        paths.append(path)
     return paths

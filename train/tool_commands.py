@@ -116,14 +116,35 @@ def eval_command(
 )
 @click.option("--chunk-seconds", type=float, default=CHUNK_SECONDS, show_default=True)
 @click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True)
+@click.option("--stem", default=None, help="Two stems: this source and no_<source> (the rest).")
+@click.option(
+    "--format", "fmt", type=click.Choice(["wav", "flac"]), default="wav", show_default=True
+)
+@click.option(
+    "--subtype",
+    type=click.Choice(["FLOAT", "PCM_24", "PCM_16"]),
+    default="FLOAT",
+    show_default=True,
+    help="FLOAT never clips; PCM clips estimates above full scale.",
+)
 def separate_command(
-    run: Path, songs: tuple[Path, ...], out: Path, chunk_seconds: float, device: str
+    run: Path,
+    songs: tuple[Path, ...],
+    out: Path,
+    chunk_seconds: float,
+    device: str,
+    stem: str | None,
+    fmt: str,
+    subtype: str,
 ) -> None:
-    """Write one wav per source for each song, at the song's rate, length and channels."""
+    """Write one file per source for each song, at the song's rate, length and channels."""
     check_song_names(songs)
     model, _ = load_run_model(run)
     for song in songs:
-        for path in separate_song(model, song, out, resolve_device(device), chunk_seconds):
+        paths = separate_song(
+            model, song, out, resolve_device(device), chunk_seconds, stem, fmt, subtype
+        )
+        for path in paths:
             click.echo(str(path))
 
 
