@@ -14,7 +14,8 @@ opened the file before it was removed finds its inode gone from the folder and i
 Some network filesystems (Lustre without `-o flock`, old NFS) answer `flock` with an error.
 There the writer falls back to a lease: `OUT/.msaug.lease` holds the same record plus a
 heartbeat that a thread renews every `HEARTBEAT_SECONDS`; a lease whose heartbeat is older
-than `LEASE_SECONDS` is stale (its holder died) and is taken over. Workers check the token and
+than `LEASE_SECONDS` is stale (its holder died) and is taken over (moved aside by a rename,
+then created anew with O_EXCL, so of two takers exactly one wins). Workers check the token and
 the heartbeat before each batch. A lease is weaker than a lock (a writer frozen for longer than
 `LEASE_SECONDS` loses it), which docs/manifest.md says.
 """
@@ -79,6 +80,23 @@ def _still_linked(fd: int, path: Path) -> bool:
         return False
 
 
+def _move_stale_aside(root: Path, seen: dict[str, Any]) -> None:
+    """Move the lease file that was read as `seen` (stale) out of the way. Of two takers only
+    one rename succeeds; a taker that read the stale lease but renamed away a fresh one (the
+    other taker's) puts it back and is refused."""
+    path = root / LEASE_FILE
+    aside = path.with_name(f"{LEASE_FILE}.tmp-stale-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    try:
+        os.rename(path, aside)
+    except FileNotFoundError:
+        raise _busy(root, _read_record(path)) from None
+    moved = _read_record(aside)
+    if moved.get("token") != seen.get("token") or moved.get("heartbeat") != seen.get("heartbeat"):
+        os.rename(aside, path)
+        raise _busy(root, moved)
+    aside.unlink(missing_ok=True)
+
+
 def _write_atomic(path: Path, record: dict[str, Any]) -> None:
     temp = path.with_name(f"{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")  # is_temp
     temp.write_text(json.dumps(record))
@@ -136,10 +154,14 @@ class WriterLock:
         holder = _read_record(path)
         if holder and time.time() - float(holder.get("heartbeat", 0)) < LEASE_SECONDS:
             raise _busy(self.root, holder)
-        _write_atomic(path, _record(self.token, command))
-        time.sleep(0.05)  # two takers of one stale lease: the last rename wins, the other sees
-        if _read_record(path).get("token") != self.token:
-            raise _busy(self.root, _read_record(path))
+        if path.exists():
+            _move_stale_aside(self.root, holder)
+        try:  # exclusive creation: of two takers of a free folder only one succeeds
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            raise _busy(self.root, _read_record(path)) from None
+        with os.fdopen(fd, "w") as handle:
+            handle.write(json.dumps(_record(self.token, command)))
         self._beat = threading.Thread(target=self._heartbeat, args=(command,), daemon=True)
         self._beat.start()
 

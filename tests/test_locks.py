@@ -186,3 +186,21 @@ def test_the_same_songs_at_another_path_share_one_identity(tmp_path):
     render_dataset(_settings(root), out, n=2, jobs=1, progress=False)
     summary = render_dataset(_settings(moved), out, n=3, jobs=1, progress=False)
     assert (summary.skipped, summary.rendered) == (2, 1) and verify(out).ok
+
+
+def test_of_two_takers_of_a_stale_lease_exactly_one_wins(tmp_path):
+    """The second taker read the lease while it was stale, but the first has replaced it since:
+    the second must not move the first's fresh lease away."""
+    out = tmp_path / "out"
+    out.mkdir()
+    stale = {"host": "h", "pid": 1, "token": "dead", "heartbeat": 0.0}
+    fresh = {"host": "h", "pid": 2, "token": "first", "heartbeat": time.time()}
+    (out / LEASE_FILE).write_text(json.dumps(fresh))
+    with pytest.raises(ManifestError, match="pid 2"):
+        lock_module._move_stale_aside(out, stale)
+    assert json.loads((out / LEASE_FILE).read_text()) == fresh
+    (out / LEASE_FILE).write_text(json.dumps(stale))
+    lock_module._move_stale_aside(out, stale)  # the first taker: the stale lease goes
+    assert not (out / LEASE_FILE).exists()
+    with pytest.raises(ManifestError):  # and a second taker finds nothing to move
+        lock_module._move_stale_aside(out, stale)
