@@ -18,6 +18,7 @@ import contextlib
 import os
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -100,8 +101,8 @@ def watch_parent(parent_pid: int | None) -> None:
         signal.signal(sig, signal.SIG_IGN)  # group: the parent decides; joblib SIGKILLs us
 
     def watch() -> None:
-        while not threading.Event().wait(WATCH_SECONDS):
-            if os.getppid() != parent_pid:
-                os._exit(1)
+        while os.getppid() == parent_pid:
+            time.sleep(WATCH_SECONDS)
+        os._exit(1)
 
     threading.Thread(target=watch, name="msaug-parent-watch", daemon=True).start()

@@ -13,8 +13,6 @@ them, else `--valid-tracks NAME ...`, or `--valid-count N` songs drawn by the ru
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +24,7 @@ from augment.settings import RenderSettings
 from augment.sources import SourceRoot, Track, read_segment
 from manifests import ItemRecord, StemRecord
 from manifests.checksum import file_checksum
+from manifests.derive import place_file
 from manifests.files import write_audio
 from manifests.musdb_split import musdb_validation_tracks
 from manifests.paths import check_name
@@ -66,17 +65,6 @@ def choose_valid_tracks(
     return tuple(sorted(songs & musdb_validation_tracks()))
 
 
-def _place(source: Path, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-    temp.unlink(missing_ok=True)
-    try:
-        os.link(source, temp)
-    except OSError:
-        shutil.copyfile(source, temp)
-    os.replace(temp, target)
-
-
 def write_valid_song(
     track: Track, out: Path, settings: RenderSettings, rule: Suitability
 ) -> tuple[ItemRecord, list[StemRecord]]:
@@ -86,7 +74,7 @@ def write_valid_song(
         relative = audio_path("train", track.name, name, "wav")
         target = out / relative
         if track.form == "wav":
-            _place(track.stem_path(name), target)
+            place_file(track.stem_path(name), target, copy=False)
             audio = read_segment(track, name, 0, track.num_frames)
             info_bytes, checksum = target.stat().st_size, file_checksum(target)
         else:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -182,10 +183,17 @@ class Dataset:
                 + (f": {hint}" if hint else "")
             )
         ids |= set(self.items.loc[self.items["role"] == "valid", "item_id"])  # always carried
+        combined = where if self.where is None else f"({self.where}) and ({where})"
+        return self.rows_of(ids, where=combined)
+
+    def rows_of(
+        self, ids: Collection[str], header: dict[str, Any] | None = None, where: str | None = None
+    ) -> Dataset:
+        """The same root with only the rows of the items `ids` (and `header`, if given)."""
         items = self.items[self.items["item_id"].isin(ids)].reset_index(drop=True)
         stems = self.stems[self.stems["item_id"].isin(ids)].reset_index(drop=True)
-        combined = where if self.where is None else f"({self.where}) and ({where})"
-        return Dataset(self.root, self.header, items, stems, self.schema_version, combined)
+        header = self.header if header is None else header
+        return Dataset(self.root, header, items, stems, self.schema_version, where)
 
     def item(self, item_id: str) -> tuple[ItemRecord, dict[str, StemRecord]]:
         if not self._by_id:

@@ -26,6 +26,7 @@ import pandas as pd
 
 from manifests.checksum import CHECKSUM_ALGO
 from manifests.errors import ManifestError
+from manifests.files import atomic_path
 from manifests.lock import WriterLock, holder
 from manifests.tables import write_tables
 from manifests.writer import now, package_version
@@ -114,17 +115,18 @@ def _remove_leftovers(out: Path) -> None:
 
 
 def place_file(source: Path, target: Path, copy: bool) -> bool:
-    """Hard-link `source` to `target` (copy when asked or when linking fails); True if linked."""
+    """Hard-link `source` to `target` (copy when asked or when linking fails); True if linked.
+    Through a temp name (`files.atomic_path`), so a crash never leaves a partial `target`."""
     if not source.is_file():
         raise ManifestError(
             f"{source} is listed in its manifest but missing; run `msaug verify` on that dataset"
         )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if not copy:
-        with contextlib.suppress(OSError):  # another filesystem, or one without hard links
-            os.link(source, target)
-            return True
-    shutil.copyfile(source, target)
+    with atomic_path(target) as temp:
+        if not copy:
+            with contextlib.suppress(OSError):  # another filesystem, or one without hard links
+                os.link(source, temp)
+                return True
+        shutil.copyfile(source, temp)
     return False
 
 

@@ -64,6 +64,11 @@ def _read_record(path: Path) -> dict[str, Any]:
     return record if isinstance(record, dict) else {}
 
 
+def _fresh(lease: dict[str, Any]) -> bool:
+    """A lease whose heartbeat is recent: its holder is alive (an empty record is not)."""
+    return time.time() - float(lease.get("heartbeat", 0)) < LEASE_SECONDS
+
+
 def _busy(root: Path, holder: dict[str, Any]) -> ManifestError:
     who = f"host {holder.get('host', '?')}, pid {holder.get('pid', '?')}"
     what = f", running `{holder['command']}`" if holder.get("command") else ""
@@ -152,7 +157,7 @@ class WriterLock:
     def _take_lease(self, command: str) -> None:
         path = self.root / LEASE_FILE
         holder = _read_record(path)
-        if holder and time.time() - float(holder.get("heartbeat", 0)) < LEASE_SECONDS:
+        if _fresh(holder):
             raise _busy(self.root, holder)
         if path.exists():
             _move_stale_aside(self.root, holder)
@@ -216,8 +221,7 @@ def worker_hold(root: str | Path, token: str) -> Iterator[None]:
             if exc.errno not in _NO_FLOCK:
                 raise
             lease = _read_record(root / LEASE_FILE)
-            fresh = time.time() - float(lease.get("heartbeat", 0)) < LEASE_SECONDS
-            if lease.get("token") != token or not fresh:
+            if lease.get("token") != token or not _fresh(lease):
                 raise _busy(root, lease) from None
         else:
             holder = _read_record(path)
@@ -245,8 +249,7 @@ def holder(root: str | Path) -> dict[str, Any] | None:
         if exc.errno not in _NO_FLOCK:
             raise
         lease = _read_record(root / LEASE_FILE)
-        fresh = time.time() - float(lease.get("heartbeat", 0)) < LEASE_SECONDS
-        return lease if fresh else None
+        return lease if _fresh(lease) else None
     finally:
         os.close(fd)
     return None

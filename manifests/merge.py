@@ -109,9 +109,7 @@ def _without_repeated_songs(parts: Sequence[Dataset]) -> list[Dataset]:
                     "an earlier part; merge renders of the same sources"
                 )
         if repeated:
-            items = part.items[~part.items["item_id"].isin(repeated)].reset_index(drop=True)
-            stems = part.stems[~part.stems["item_id"].isin(repeated)].reset_index(drop=True)
-            part = Dataset(part.root, part.header, items, stems, part.schema_version, part.where)
+            part = part.rows_of(set(part.items["item_id"]) - set(repeated), where=part.where)
         kept.append(part)
     return kept
 

@@ -141,9 +141,7 @@ def _without_songs(dataset: Dataset, command: str | None) -> Dataset:
     keep = set(dataset.items.loc[dataset.items["role"] != "valid", "item_id"])
     header = derived_header(dataset.header, command)
     header["where"] = "role != 'valid' (msaug pack --no-valid)"
-    items = dataset.items[dataset.items["item_id"].isin(keep)].reset_index(drop=True)
-    stems = dataset.stems[dataset.stems["item_id"].isin(keep)].reset_index(drop=True)
-    return Dataset(dataset.root, header, items, stems, dataset.schema_version, None)
+    return dataset.rows_of(keep, header=header)
 
 
 def _copy_manifest(dataset: Dataset, target: Path) -> None:

@@ -184,6 +184,7 @@ class CropDataset(TorchDataset):
         self.items, self.mono, self.seed = items, mono, seed
         self.augment = augment if augment is not None and augment.active else None
         self.targets = list(targets)
+        self.lengths = [item.frames for item in items]  # remix draws offsets in any item
         self.sample_rate = sample_rate
         self.frames = round(seconds * sample_rate)
         self.activity_db, self.attempts = activity_db, attempts
@@ -226,7 +227,6 @@ class CropDataset(TorchDataset):
         """`fill` with online augmentation: every stem read and transformed on its own, the
         mixture their sum. Activity detection looks at the augmented targets."""
         assert self.augment is not None
-        lengths = [i.frames for i in self.items]
         skipped = -1
         for item, start, stop in self.spans(key):
             skipped += 1
@@ -237,7 +237,7 @@ class CropDataset(TorchDataset):
                 key.index,
                 (key.item, start),
                 len(item.stem_paths),
-                lengths,
+                self.lengths,
                 stop - start,
             )
             stems = np.stack(

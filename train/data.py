@@ -36,20 +36,20 @@ def make_loaders(
     if unknown:
         raise TrainError(f"the model's sources {sorted(unknown)} are not dataset stems")
     songs = set(dataset.items.loc[dataset.items["role"] == "valid", "item_id"])
-    selected = [
-        i for i in item_files(dataset.select(data.where), sources) if i.item_id not in songs
-    ]
+    every = item_files(dataset, sources)  # once: each path is resolved (`Dataset.path`)
+    chosen = set(dataset.select(data.where).items["item_id"]) - songs
+    selected = [i for i in every if i.item_id in chosen]
     check_items(selected, data.segment, sample_rate)
     valid_root = data.valid_root
     if valid_root is None and isinstance(dataset, SongsDataset):
         valid_root = dataset.root  # songs: validate on the root's own validation songs
     if valid_root is None and songs:  # the dataset's own validation split: real songs
-        real = [i for i in item_files(dataset, sources) if i.item_id in songs]
+        real = [i for i in every if i.item_id in songs]
         valid = RenderedTracks(real, sample_rate, data.mono, real=True)
     elif valid_root is None:
         held_out = holdout_ids(dataset, data.valid_fraction)
         valid = RenderedTracks(
-            [i for i in item_files(dataset, sources) if i.item_id in held_out],
+            [i for i in every if i.item_id in held_out],
             sample_rate,
             data.mono,
         )

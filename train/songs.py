@@ -19,14 +19,14 @@ import soundfile as sf
 
 from manifests import STEM_NAMES, Dataset
 from manifests.musdb_split import musdb_validation_tracks
-from manifests.schema import MIXTURE
+from manifests.schema import DATASET_JSON, MIXTURE
 from train.errors import TrainError
 
 SONGS_SUBSET = "train"
 
 
 def is_song_root(root: Path) -> bool:
-    return not (root / "dataset.json").exists() and any(
+    return not (root / DATASET_JSON).exists() and any(
         (root / SONGS_SUBSET).glob(f"*/{MIXTURE}.wav")
     )
 
