@@ -1,8 +1,9 @@
 """The worker side of a render: one batch of items, drawn, rendered and written.
 
 Items go to joblib workers in batches; each worker opens the sources once (cached per
-process), plans and renders its items (`augment.item`), writes their audio atomically and
-returns the manifest rows. The parent alone writes manifest parts, so rows never interleave.
+process), plans its items (drawn from their seeds, or replayed from a recipe's rows), renders
+them (`augment.item`), writes their audio atomically and returns the manifest rows. The
+parent alone writes manifest parts (`augment.writing`), so rows never interleave.
 """
 
 from __future__ import annotations
@@ -16,28 +17,121 @@ from typing import Any
 
 from joblib import Parallel, delayed
 
-from augment.config import RenderConfig
+from augment.config import RenderConfig, Suitability
 from augment.interrupts import watch_parent
-from augment.item import render_item
-from augment.plan import DrawFailure, draw_item
+from augment.item import item_id, render_item
+from augment.plan import DrawFailure, draw_item, replay_item
 from augment.settings import RenderSettings
 from augment.sources import SourceRoot
 from manifests.lock import worker_hold
+from manifests.records import ItemRecord, StemRecord
 
 
 @dataclass(frozen=True)
 class Job:
-    """What a worker needs for a batch: plain data only (pedalboard objects do not pickle)."""
+    """What every batch carries: plain data only (pedalboard objects do not pickle)."""
 
     settings: RenderSettings
-    config: RenderConfig
-    weights: dict[str, float]
-    track_keys: tuple[tuple[str, str], ...]
     listing_digest: str
     out: str
     lock_token: str
     parent_pid: int | None
+
+    @property
+    def part(self) -> str:
+        """The name of the manifest part this batch's rows go to."""
+        raise NotImplementedError
+
+    @property
+    def size(self) -> int:
+        """Items in the batch (rendered, or failed to draw)."""
+        raise NotImplementedError
+
+    def render(self, sources: SourceRoot) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class DrawJob(Job):
+    """Items drawn from their indices' seeds (`msaug render`)."""
+
+    config: RenderConfig
+    weights: dict[str, float]
+    track_keys: tuple[tuple[str, str], ...]
     indices: tuple[int, ...]
+
+    @property
+    def part(self) -> str:
+        return item_id(self.indices[0])
+
+    @property
+    def size(self) -> int:
+        return len(self.indices)
+
+    def render(self, sources: SourceRoot) -> dict[str, Any]:
+        tracks = [sources.track(subset, name) for subset, name in self.track_keys]
+        items, stems, failed, rejected = [], [], {}, Counter()
+        for index in self.indices:
+            try:
+                plan, audio = draw_item(
+                    index,
+                    self.settings.seed,
+                    self.weights,
+                    self.config,
+                    tracks,
+                    self.settings.frames,
+                    self.settings.sample_rate,
+                    rejected,
+                )
+            except DrawFailure as failure:
+                failed[index] = dict(failure.reasons)
+                continue
+            item, item_stems = render_item(
+                plan, audio, self.settings, self.config.suitability, Path(self.out)
+            )
+            items.append(item)
+            stems.extend(item_stems)
+        return {
+            "items": items,
+            "stems": stems,
+            "failed": failed,
+            "rejected": rejected,
+        }
+
+
+@dataclass(frozen=True)
+class ReplayJob(Job):
+    """Items rendered again from their manifest rows (`msaug render --recipe`)."""
+
+    suitability: Suitability
+    draw_scheme: int
+    rows: tuple[tuple[ItemRecord, dict[str, StemRecord]], ...]
+
+    @property
+    def part(self) -> str:
+        return self.rows[0][0].item_id
+
+    @property
+    def size(self) -> int:
+        return len(self.rows)
+
+    def render(self, sources: SourceRoot) -> dict[str, Any]:
+        items, stems = [], []
+        for item_row, stem_rows in self.rows:
+            plan, audio = replay_item(
+                item_row, stem_rows, sources, self.draw_scheme, self.settings.sample_rate
+            )
+            item, item_stems = render_item(
+                plan, audio, self.settings, self.suitability, Path(self.out)
+            )
+            items.append(item)
+            stems.extend(item_stems)
+        return {
+            "items": items,
+            "stems": stems,
+            "failed": {},
+            "rejected": Counter(),
+        }
 
 
 @cache
@@ -55,40 +149,9 @@ def render_batch(job: Job) -> dict[str, Any]:
     finishes its batch, then finds the folder taken and stops (`manifests.lock`)."""
     watch_parent(job.parent_pid)
     with worker_hold(job.out, job.lock_token):
-        return _render_indices(job)
-
-
-def _render_indices(job: Job) -> dict[str, Any]:
-    sources = _open_sources(job.settings.root, job.settings.source_form, job.listing_digest)
-    tracks = [sources.track(subset, name) for subset, name in job.track_keys]
-    items, stems, failed, rejected = [], [], {}, Counter()
-    for index in job.indices:
-        try:
-            plan, audio = draw_item(
-                index,
-                job.settings.seed,
-                job.weights,
-                job.config,
-                tracks,
-                job.settings.frames,
-                job.settings.sample_rate,
-                rejected,
-            )
-        except DrawFailure as failure:
-            failed[index] = dict(failure.reasons)
-            continue
-        item, item_stems = render_item(
-            plan, audio, job.settings, job.config.suitability, Path(job.out)
-        )
-        items.append(item)
-        stems.extend(item_stems)
-    return {
-        "indices": job.indices,
-        "items": items,
-        "stems": stems,
-        "failed": failed,
-        "rejected": rejected,
-    }
+        settings = job.settings
+        sources = _open_sources(settings.root, settings.source_form, job.listing_digest)
+        return {"part": job.part, "count": job.size, **job.render(sources)}
 
 
 _WAVE = 32

@@ -13,15 +13,17 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 import numpy as np
 
 from augment.chain import source_frames
 from augment.config import RUBBER_BAND, RenderConfig
-from augment.effects import EFFECTS, Compressor, Effect
+from augment.effects import EFFECTS, Compressor, Effect, as_rendered_by
 from augment.segments import rejection
-from augment.sources import Track, read_segment
+from augment.sources import SourceRoot, Track, read_segment
+from manifests.records import ItemRecord, StemRecord
 from manifests.schema import STEM_NAMES
 
 _THRESHOLD_FLOOR_DB = -80.0
@@ -191,3 +193,24 @@ def draw_item(
         for s in STEM_NAMES
     )
     return ItemPlan(index, seed, draft.mode, attempts, stems), audio
+
+
+def replay_item(
+    item: ItemRecord,
+    stem_rows: Mapping[str, StemRecord],
+    sources: SourceRoot,
+    draw_scheme: int,
+    sample_rate: int,
+) -> tuple[ItemPlan, dict[str, np.ndarray]]:
+    """The plan an item's manifest rows record, with the audio it reads: a draw replayed from
+    the rows (`rerender`, `render --recipe`), never redrawn, so it holds for selections too.
+    Effects are built as the render's draw scheme built them (`as_rendered_by`)."""
+    plans, audio = [], {}
+    for stem, row in stem_rows.items():
+        track = sources.track(row.source_subset, row.source_track)
+        start = round(row.offset_seconds * sample_rate)
+        audio[stem] = read_segment(track, stem, start, round(row.duration_seconds * sample_rate))
+        effects = tuple(as_rendered_by(Effect.from_dict(d), draw_scheme) for d in row.effects)
+        plans.append(StemPlan(stem, track, start, effects, row.gain_db))
+    plan = ItemPlan(item.item_index, item.item_seed, item.mode, item.attempts, tuple(plans))
+    return plan, audio

@@ -9,57 +9,28 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import signal
 import time
-from collections import Counter
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from joblib import effective_n_jobs
 from tqdm import tqdm
 
-from augment.backends import execution_backend
-from augment.batches import Job, run_batches
+from augment.batches import DrawJob, Job
 from augment.config import RenderConfig, load_config, parse_mode
 from augment.effects import effect_columns
 from augment.errors import ConfigError, SourceError
 from augment.identity import identity, provenance, source_listing
-from augment.interrupts import Interrupted, StopFlag, stop_on_signals
 from augment.item import item_id, remove_unlisted_items
-from augment.preflight import check_disk, disk_full, size_text
+from augment.preflight import check_disk, size_text
 from augment.settings import RenderSettings, check_settings
 from augment.sources import SourceRoot, Track
 from augment.stretch import frames_to_read
 from augment.validation import choose_valid_tracks, write_valid_song
+from augment.writing import RenderSummary, finish, run_jobs
 from manifests import DatasetWriter
 from manifests.lock import WriterLock
 from manifests.schema import DATASET_JSON, STEM_NAMES
 
 __all__ = ["RenderSettings", "RenderSummary", "item_id", "render_dataset"]
-
-
-@dataclass
-class RenderSummary:
-    out: Path
-    rendered: int = 0
-    skipped: int = 0
-    total_items: int = 0
-    hours: float = 0.0
-    bytes: int = 0
-    attempts: int = 0
-    rejected: Counter = field(default_factory=Counter)
-    failed: dict[int, dict[str, int]] = field(default_factory=dict)
-    seconds: float = 0.0
-    requested: int = 0
-    """Items this run (or shard) was asked for; `total_items` may be fewer if interrupted."""
-    valid_songs: int = 0
-    """Validation songs in the dataset (rows with role `valid`), counted in `total_items`."""
-    interrupted: str | None = None
-    """The signal that stopped the run (SIGINT, SIGTERM), or None if it ran to the end."""
-    removed: int = 0
-    """Item folders of unfinished batches that were removed (they are rendered again)."""
 
 
 def _eligible_tracks(
@@ -102,59 +73,6 @@ def _write_valid_songs(
         for name in todo
     ]
     writer.write_part("valid", [item for item, _ in rows], [s for _, stems in rows for s in stems])
-
-
-def _estimate(bar: tqdm, items: int, seconds: float, workers: int) -> None:
-    """After the first batch: the time the rest will take if every worker keeps this pace."""
-    rest = (bar.total - items) * seconds / items / max(workers, 1)
-    hours, minutes = divmod(round(rest / 60), 60)
-    left = f"{rest:.0f} s" if rest < 90 else f"{hours} h {minutes} min"
-    bar.write(
-        f"first batch: {seconds / items:.1f} s per item; about {left} for the remaining "
-        f"{bar.total - items} items on {workers} workers"
-    )
-
-
-def _write_results(
-    results: Iterator[dict[str, Any]],
-    writer: DatasetWriter,
-    summary: RenderSummary,
-    stop: StopFlag,
-    bar: tqdm,
-    workers: int,
-) -> None:
-    """Write each batch's manifest part as it arrives. A signal ends this cleanly (recorded in
-    `summary.interrupted`); closing `results` makes joblib kill the unfinished batches."""
-    started = time.monotonic()
-    try:
-        while True:
-            with stop.waiting_for_results():
-                result = next(results, None)
-            if result is None:
-                return
-            writer.write_part(item_id(result["indices"][0]), result["items"], result["stems"])
-            summary.rendered += len(result["items"])
-            summary.rejected.update(result["rejected"])
-            summary.failed.update(result["failed"])
-            if bar.n == 0 and not bar.disable:
-                _estimate(bar, len(result["indices"]), time.monotonic() - started, workers)
-            bar.update(len(result["indices"]))
-            stop.check()
-    except Interrupted as exc:
-        summary.interrupted = exc.name
-    except Exception as exc:
-        if stop.signum is not None:  # a worker hit by the same signal failed its batch first
-            summary.interrupted = signal.Signals(stop.signum).name
-        elif disk_full(writer.root, exc):
-            raise ConfigError(
-                f"the disk under {writer.root} is full after {summary.rendered} items of this "
-                "run (every finished batch is kept); free space and rerun the same command to "
-                "resume"
-            ) from exc
-        else:
-            raise
-    finally:
-        results.close()
 
 
 def render_dataset(
@@ -229,45 +147,22 @@ def render_dataset(
                 f"{size_text(need)}, into {out}"
             )
         keys, digest = tuple((t.subset, t.name) for t in tracks), listing["digest"]
-        jobs_list = [
-            Job(
+        jobs_list: list[Job] = [
+            DrawJob(
                 settings,
-                config,
-                weights,
-                keys,
                 digest,
                 str(out),
                 writer.lock_token,
                 os.getpid() if backend == "loky" else None,
+                config,
+                weights,
+                keys,
                 tuple(todo[i : i + batch_size]),
             )
             for i in range(0, len(todo), batch_size)
         ]
-        bar = tqdm(total=len(todo), desc="rendering", unit="item", disable=not progress or not todo)
-        with execution_backend(backend, scheduler), stop_on_signals() as stop:
-            results = run_batches(jobs_list, jobs, streaming=backend != "ray")
-            _write_results(results, writer, summary, stop, bar, effective_n_jobs(jobs))
-        if summary.interrupted:  # after the backend is down: no worker writes any more
-            writer.remove_temp_files()
-            summary.removed += remove_unlisted_items(out, writer.done_item_ids())
-        bar.close()
-        summary.seconds = time.perf_counter() - started
-        failed = {str(k): v for k, v in sorted(summary.failed.items())}
-        items, stems = writer.finalize(
-            failed_items=failed,
-            last_run={
-                "requested": summary.requested,
-                "interrupted": summary.interrupted,
-                "rendered": summary.rendered,
-                "rejected_draws": dict(summary.rejected),
-                "wall_seconds": round(summary.seconds, 2),
-            },
-        )
-        summary.total_items = len(items)
-        summary.valid_songs = int((items["role"] == "valid").sum()) if len(items) else 0
-        summary.hours = float(items["seconds"].sum()) / 3600 if len(items) else 0.0
-        summary.bytes = int(items["bytes"].sum() + stems["bytes"].sum()) if len(items) else 0
-        summary.attempts = int(items["attempts"].sum()) if len(items) else 0
+        run_jobs(jobs_list, writer, summary, jobs, backend, scheduler, progress)
+        finish(writer, summary, started)
         return summary
     finally:
         lock.release()

@@ -12,12 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from augment.config import Suitability
-from augment.effects import Effect, as_rendered_by
 from augment.identity import library_versions, settings_from_identity
 from augment.item import render_item
-from augment.plan import ItemPlan, StemPlan
+from augment.plan import replay_item
 from augment.settings import check_settings
-from augment.sources import SourceRoot, read_segment
+from augment.sources import SourceRoot
 from augment.validation import write_valid_song
 from manifests import Dataset, ManifestError
 from manifests.card import provenance
@@ -62,16 +61,8 @@ def rerender_item(
         return RerenderReport(item_id, {k: got[k] == expected[k] for k in expected}, drift)
     suitability = Suitability(**identity["config"]["suitability"])
     scheme = int(identity.get("draw_scheme", 1))
-    sr = settings.sample_rate
-    plans, audio = [], {}
-    for stem in dataset.stem_names:
-        row = stem_rows[stem]
-        track = sources.track(row.source_subset, row.source_track)
-        start = round(row.offset_seconds * sr)
-        audio[stem] = read_segment(track, stem, start, round(row.duration_seconds * sr))
-        effects = tuple(as_rendered_by(Effect.from_dict(d), scheme) for d in row.effects)
-        plans.append(StemPlan(stem, track, start, effects, row.gain_db))
-    plan = ItemPlan(item.item_index, item.item_seed, item.mode, item.attempts, tuple(plans))
+    ordered = {stem: stem_rows[stem] for stem in dataset.stem_names}
+    plan, audio = replay_item(item, ordered, sources, scheme, settings.sample_rate)
     with tempfile.TemporaryDirectory() as scratch:
         new_item, new_stems = render_item(plan, audio, settings, suitability, Path(scratch))
     expected = {"mixture": item.checksum, **{s: stem_rows[s].checksum for s in dataset.stem_names}}

@@ -1,0 +1,149 @@
+"""The parent side of a render: batches run, their rows written as parts, then one fold.
+
+`msaug render` (items drawn from seeds) and `msaug render --recipe` (items replayed from a
+recipe's rows) differ only in their batches (`augment.batches`); both write through this
+module, so both stop cleanly on SIGINT / SIGTERM, report a full disk in one line, estimate the
+time after the first batch and leave a valid dataset of whatever finished.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from joblib import effective_n_jobs
+from tqdm import tqdm
+
+from augment.backends import execution_backend
+from augment.batches import Job, run_batches
+from augment.errors import ConfigError
+from augment.interrupts import Interrupted, StopFlag, stop_on_signals
+from augment.item import remove_unlisted_items
+from augment.preflight import disk_full
+from manifests import DatasetWriter
+
+
+@dataclass
+class RenderSummary:
+    out: Path
+    rendered: int = 0
+    skipped: int = 0
+    total_items: int = 0
+    hours: float = 0.0
+    bytes: int = 0
+    attempts: int = 0
+    rejected: Counter = field(default_factory=Counter)
+    failed: dict[int, dict[str, int]] = field(default_factory=dict)
+    seconds: float = 0.0
+    requested: int = 0
+    """Items this run (or shard) was asked for; `total_items` may be fewer if interrupted."""
+    valid_songs: int = 0
+    """Validation songs in the dataset (rows with role `valid`), counted in `total_items`."""
+    interrupted: str | None = None
+    """The signal that stopped the run (SIGINT, SIGTERM), or None if it ran to the end."""
+    removed: int = 0
+    """Item folders of unfinished batches that were removed (they are rendered again)."""
+    written: list[dict[str, Any]] = field(default_factory=list)
+    """The batch results of this run, in arrival order (a recipe rebuild checks them)."""
+
+
+def _estimate(bar: tqdm, items: int, seconds: float, workers: int) -> None:
+    """After the first batch: the time the rest will take if every worker keeps this pace."""
+    rest = (bar.total - items) * seconds / items / max(workers, 1)
+    hours, minutes = divmod(round(rest / 60), 60)
+    left = f"{rest:.0f} s" if rest < 90 else f"{hours} h {minutes} min"
+    bar.write(
+        f"first batch: {seconds / items:.1f} s per item; about {left} for the remaining "
+        f"{bar.total - items} items on {workers} workers"
+    )
+
+
+def _write_results(
+    results: Iterator[dict[str, Any]],
+    writer: DatasetWriter,
+    summary: RenderSummary,
+    stop: StopFlag,
+    bar: tqdm,
+    workers: int,
+) -> None:
+    """Write each batch's manifest part as it arrives. A signal ends this cleanly (recorded in
+    `summary.interrupted`); closing `results` makes joblib kill the unfinished batches."""
+    started = time.monotonic()
+    try:
+        while True:
+            with stop.waiting_for_results():
+                result = next(results, None)
+            if result is None:
+                return
+            writer.write_part(result["part"], result["items"], result["stems"])
+            summary.rendered += len(result["items"])
+            summary.rejected.update(result["rejected"])
+            summary.failed.update(result["failed"])
+            summary.written.append(result)
+            if bar.n == 0 and not bar.disable:
+                _estimate(bar, result["count"], time.monotonic() - started, workers)
+            bar.update(result["count"])
+            stop.check()
+    except Interrupted as exc:
+        summary.interrupted = exc.name
+    except Exception as exc:
+        if stop.signum is not None:  # a worker hit by the same signal failed its batch first
+            summary.interrupted = signal.Signals(stop.signum).name
+        elif disk_full(writer.root, exc):
+            raise ConfigError(
+                f"the disk under {writer.root} is full after {summary.rendered} items of this "
+                "run (every finished batch is kept); free space and rerun the same command to "
+                "resume"
+            ) from exc
+        else:
+            raise
+    finally:
+        results.close()
+
+
+def run_jobs(
+    jobs_list: list[Job],
+    writer: DatasetWriter,
+    summary: RenderSummary,
+    jobs: int,
+    backend: str,
+    scheduler: str | None,
+    progress: bool,
+) -> None:
+    """Run the batches on `backend` and write their parts; after a signal, the backend is
+    down before unfinished item folders are removed, so no worker writes any more."""
+    total = sum(job.size for job in jobs_list)
+    bar = tqdm(total=total, desc="rendering", unit="item", disable=not progress or not total)
+    with execution_backend(backend, scheduler), stop_on_signals() as stop:
+        results = run_batches(jobs_list, jobs, streaming=backend != "ray")
+        _write_results(results, writer, summary, stop, bar, effective_n_jobs(jobs))
+    if summary.interrupted:
+        writer.remove_temp_files()
+        summary.removed += remove_unlisted_items(writer.root, writer.done_item_ids())
+    bar.close()
+
+
+def finish(writer: DatasetWriter, summary: RenderSummary, started: float) -> None:
+    """Fold the parts into the tables and fill in the summary's totals."""
+    summary.seconds = time.perf_counter() - started
+    failed = {str(k): v for k, v in sorted(summary.failed.items())}
+    items, stems = writer.finalize(
+        failed_items=failed,
+        last_run={
+            "requested": summary.requested,
+            "interrupted": summary.interrupted,
+            "rendered": summary.rendered,
+            "rejected_draws": dict(summary.rejected),
+            "wall_seconds": round(summary.seconds, 2),
+        },
+    )
+    summary.total_items = len(items)
+    summary.valid_songs = int((items["role"] == "valid").sum()) if len(items) else 0
+    summary.hours = float(items["seconds"].sum()) / 3600 if len(items) else 0.0
+    summary.bytes = int(items["bytes"].sum() + stems["bytes"].sum()) if len(items) else 0
+    summary.attempts = int(items["attempts"].sum()) if len(items) else 0
