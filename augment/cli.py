@@ -29,8 +29,10 @@ def main() -> None:
 
 
 from augment.commands import index, prepare, render, rerender  # noqa: E402
+from augment.recipe_commands import recipe_command  # noqa: E402
 
 main.add_command(index)
+main.add_command(recipe_command)
 main.add_command(prepare)
 main.add_command(render)
 main.add_command(rerender)

@@ -12,6 +12,8 @@ from augment.backends import BACKENDS
 from augment.config import MODES
 from augment.errors import SourceError
 from augment.prepare import prepare_cache
+from augment.rebuild import rebuild_dataset
+from augment.recipe_commands import print_rebuild, refuse_with_recipe
 from augment.render import RenderSettings, RenderSummary, render_dataset
 from augment.rerender import rerender_item
 from augment.source_index import INDEX_FILE, index_sources
@@ -167,7 +169,20 @@ def _parse_shard(ctx: click.Context, param: click.Parameter, value: str) -> tupl
     default=None,
     help="Draw this many songs (by --seed) as validation, for roots that are not MUSDB18.",
 )
+@click.option(
+    "--recipe",
+    "recipe",
+    type=click.Path(file_okay=False),
+    help="Rebuild the dataset of this recipe (`msaug recipe`) from --root, byte for byte.",
+)
+@click.option(
+    "--allow-mismatch",
+    is_flag=True,
+    help="With --recipe: rebuild even if sources or builds differ, and report each item.",
+)
+@click.pass_context
 def render(
+    ctx,
     root,
     out,
     mode,
@@ -192,11 +207,38 @@ def render(
     force,
     valid_tracks,
     valid_count,
+    recipe,
+    allow_mismatch,
 ) -> None:
     """Render N augmented items from ROOT into OUT (rerun the same command to resume).
 
     Example: msaug render --root demo --out aug --mode incoherent --n 1000 --seconds 10
+
+    With --recipe, rebuild a shared recipe's dataset instead: msaug render --recipe RECIPE
+    --root MY_MUSDB18 --out DATASET (the recipe decides everything that shapes the bytes).
     """
+    command = shlex.join(["msaug", *sys.argv[1:]])
+    if recipe is None and allow_mismatch:
+        raise click.UsageError("--allow-mismatch goes with --recipe")
+    if recipe is not None:
+        refuse_with_recipe(ctx)
+        report = rebuild_dataset(
+            recipe,
+            root,
+            out,
+            jobs=jobs,
+            batch_size=batch_size,
+            command=command,
+            progress=not quiet,
+            shard=shard,
+            backend=backend,
+            scheduler=scheduler,
+            force=force,
+            allow_mismatch=allow_mismatch,
+        )
+        _print_summary(report.summary, command)
+        print_rebuild(report)
+        return
     settings = RenderSettings(
         root=root,
         source_form=source_format,
@@ -212,7 +254,6 @@ def render(
         stretch_backend=stretch_backend,
         quality=quality,
     )
-    command = shlex.join(["msaug", *sys.argv[1:]])
     summary = render_dataset(
         settings,
         out,

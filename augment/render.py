@@ -24,8 +24,8 @@ from augment.preflight import check_disk, size_text
 from augment.settings import RenderSettings, check_settings
 from augment.sources import SourceRoot, Track
 from augment.stretch import frames_to_read
-from augment.validation import choose_valid_tracks, write_valid_song
-from augment.writing import RenderSummary, finish, run_jobs
+from augment.validation import choose_valid_tracks, write_valid_part
+from augment.writing import RenderSummary, check_run_options, finish, run_jobs
 from manifests import DatasetWriter
 from manifests.lock import WriterLock
 from manifests.schema import DATASET_JSON, STEM_NAMES
@@ -55,26 +55,6 @@ def _eligible_tracks(
     return long_enough
 
 
-def _write_valid_songs(
-    writer: DatasetWriter,
-    sources: SourceRoot,
-    settings: RenderSettings,
-    config: RenderConfig,
-    done: set[str],
-) -> None:
-    """The validation songs not yet in the manifest, as one part (they are quick: links)."""
-    todo = [name for name in settings.valid_tracks if name not in done]
-    if not todo:
-        return
-    rows = [
-        write_valid_song(
-            sources.track(settings.subset, name), writer.root, settings, config.suitability
-        )
-        for name in todo
-    ]
-    writer.write_part("valid", [item for item, _ in rows], [s for _, stems in rows for s in stems])
-
-
 def render_dataset(
     settings: RenderSettings,
     out: str | Path,
@@ -101,12 +81,7 @@ def render_dataset(
     """
     if n < 1:
         raise ConfigError(f"--n must be at least 1, got {n}")
-    if jobs == 0:
-        raise ConfigError("--jobs must be a number of workers, or -1 for all cores; got 0")
-    if batch_size < 1:
-        raise ConfigError(f"--batch-size must be at least 1 item, got {batch_size}")
-    if not 0 <= shard[0] < shard[1]:
-        raise ConfigError(f"--shard K/N needs 0 <= K < N, got {shard[0]}/{shard[1]}")
+    check_run_options(jobs, batch_size, shard)
     check_settings(settings)
     config = load_config(settings.config_path)
     weights = parse_mode(settings.mode)
@@ -139,7 +114,7 @@ def render_dataset(
         summary = RenderSummary(out=out, skipped=len(mine) - len(todo), requested=len(mine))
         summary.removed = remove_unlisted_items(out, done)  # left by a run killed mid-batch
         if shard[0] == 0:
-            _write_valid_songs(writer, sources, settings, config, done)
+            write_valid_part(writer, sources, settings, config.suitability, done)
         need = check_disk(out, len(todo), settings, force or fresh)
         if progress and todo:
             tqdm.write(

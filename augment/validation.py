@@ -13,6 +13,7 @@ them, else `--valid-tracks NAME ...`, or `--valid-count N` songs drawn by the ru
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,7 @@ from augment.errors import ConfigError
 from augment.segments import levels
 from augment.settings import RenderSettings
 from augment.sources import SourceRoot, Track, read_segment
-from manifests import ItemRecord, StemRecord
+from manifests import DatasetWriter, ItemRecord, StemRecord
 from manifests.checksum import file_checksum
 from manifests.derive import place_file
 from manifests.files import write_audio
@@ -127,3 +128,23 @@ def write_valid_song(
         attempts=0,
     )
     return item, stems
+
+
+def write_valid_part(
+    writer: DatasetWriter,
+    sources: SourceRoot,
+    settings: RenderSettings,
+    rule: Suitability,
+    done: Collection[str],
+) -> list[tuple[ItemRecord, list[StemRecord]]]:
+    """The validation songs not yet in the manifest, as one part (they are quick: links);
+    returns their rows."""
+    todo = [name for name in settings.valid_tracks if name not in done]
+    if not todo:
+        return []
+    rows = [
+        write_valid_song(sources.track(settings.subset, name), writer.root, settings, rule)
+        for name in todo
+    ]
+    writer.write_part("valid", [item for item, _ in rows], [s for _, stems in rows for s in stems])
+    return rows

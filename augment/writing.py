@@ -11,7 +11,7 @@ from __future__ import annotations
 import signal
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,8 +48,15 @@ class RenderSummary:
     """The signal that stopped the run (SIGINT, SIGTERM), or None if it ran to the end."""
     removed: int = 0
     """Item folders of unfinished batches that were removed (they are rendered again)."""
-    written: list[dict[str, Any]] = field(default_factory=list)
-    """The batch results of this run, in arrival order (a recipe rebuild checks them)."""
+
+
+def check_run_options(jobs: int, batch_size: int, shard: tuple[int, int]) -> None:
+    if jobs == 0:
+        raise ConfigError("--jobs must be a number of workers, or -1 for all cores; got 0")
+    if batch_size < 1:
+        raise ConfigError(f"--batch-size must be at least 1 item, got {batch_size}")
+    if not 0 <= shard[0] < shard[1]:
+        raise ConfigError(f"--shard K/N needs 0 <= K < N, got {shard[0]}/{shard[1]}")
 
 
 def _estimate(bar: tqdm, items: int, seconds: float, workers: int) -> None:
@@ -70,9 +77,11 @@ def _write_results(
     stop: StopFlag,
     bar: tqdm,
     workers: int,
+    check: Callable[[dict[str, Any], tqdm], None] | None,
 ) -> None:
-    """Write each batch's manifest part as it arrives. A signal ends this cleanly (recorded in
-    `summary.interrupted`); closing `results` makes joblib kill the unfinished batches."""
+    """Write each batch's manifest part as it arrives, then `check` it. A signal ends this
+    cleanly (recorded in `summary.interrupted`); closing `results` makes joblib kill the
+    unfinished batches."""
     started = time.monotonic()
     try:
         while True:
@@ -84,7 +93,8 @@ def _write_results(
             summary.rendered += len(result["items"])
             summary.rejected.update(result["rejected"])
             summary.failed.update(result["failed"])
-            summary.written.append(result)
+            if check is not None:
+                check(result, bar)
             if bar.n == 0 and not bar.disable:
                 _estimate(bar, result["count"], time.monotonic() - started, workers)
             bar.update(result["count"])
@@ -114,14 +124,16 @@ def run_jobs(
     backend: str,
     scheduler: str | None,
     progress: bool,
+    check: Callable[[dict[str, Any], tqdm], None] | None = None,
 ) -> None:
-    """Run the batches on `backend` and write their parts; after a signal, the backend is
-    down before unfinished item folders are removed, so no worker writes any more."""
+    """Run the batches on `backend` and write their parts (`check` sees each batch's rows as
+    it lands); after a signal, the backend is down before unfinished item folders are
+    removed, so no worker writes any more."""
     total = sum(job.size for job in jobs_list)
     bar = tqdm(total=total, desc="rendering", unit="item", disable=not progress or not total)
     with execution_backend(backend, scheduler), stop_on_signals() as stop:
         results = run_batches(jobs_list, jobs, streaming=backend != "ray")
-        _write_results(results, writer, summary, stop, bar, effective_n_jobs(jobs))
+        _write_results(results, writer, summary, stop, bar, effective_n_jobs(jobs), check)
     if summary.interrupted:
         writer.remove_temp_files()
         summary.removed += remove_unlisted_items(writer.root, writer.done_item_ids())

@@ -210,7 +210,7 @@ def _check_shard(
     return problems
 
 
-def _manifest_problems(dataset: Dataset) -> list[Problem]:
+def manifest_problems(dataset: Dataset) -> list[Problem]:
     """Consistency of the tables with each other and with dataset.json."""
     problems = []
     declared = dataset.header.get("n_items")
@@ -349,7 +349,7 @@ def verify(
         raise ManifestError(
             f"{root} lists {algo} checksums; this msaug verifies {CHECKSUM_ALGO}: upgrade msaug"
         )
-    problems = _manifest_problems(dataset)
+    problems = manifest_problems(dataset)
     if is_packed(root):
         form = "shards"
         samples = sample_files(dataset, sample_jsons(dataset))
