@@ -220,22 +220,19 @@ def render(
     command = shlex.join(["msaug", *sys.argv[1:]])
     if recipe is None and allow_mismatch:
         raise click.UsageError("--allow-mismatch goes with --recipe")
+    run = {
+        "jobs": jobs,
+        "batch_size": batch_size,
+        "command": command,
+        "progress": not quiet,
+        "shard": shard,
+        "backend": backend,
+        "scheduler": scheduler,
+        "force": force,
+    }
     if recipe is not None:
         refuse_with_recipe(ctx)
-        report = rebuild_dataset(
-            recipe,
-            root,
-            out,
-            jobs=jobs,
-            batch_size=batch_size,
-            command=command,
-            progress=not quiet,
-            shard=shard,
-            backend=backend,
-            scheduler=scheduler,
-            force=force,
-            allow_mismatch=allow_mismatch,
-        )
+        report = rebuild_dataset(recipe, root, out, allow_mismatch=allow_mismatch, **run)
         _print_summary(report.summary, command)
         print_rebuild(report)
         return
@@ -255,19 +252,7 @@ def render(
         quality=quality,
     )
     summary = render_dataset(
-        settings,
-        out,
-        n,
-        jobs=jobs,
-        batch_size=batch_size,
-        command=command,
-        progress=not quiet,
-        shard=shard,
-        backend=backend,
-        scheduler=scheduler,
-        force=force,
-        valid_tracks=valid_tracks,
-        valid_count=valid_count,
+        settings, out, n, valid_tracks=valid_tracks, valid_count=valid_count, **run
     )
     _print_summary(summary, command)
 

@@ -8,24 +8,30 @@ Two numbers per source, as the source report gives them:
 Silent reference frames make museval return NaN; the medians skip them.
 
 A trained run and the NMF baseline (`mstrain eval --model nmf`, train/nmf.py) are scored by
-the same `evaluate_tracks`, so their tables line up.
+the same `evaluate_tracks`, so their tables line up. `--tracks` scores some tracks of the
+subset (`select_tracks`); `--jobs` scores tracks in worker processes (`score_all`).
 """
 
 from __future__ import annotations
 
 import csv
+import difflib
 import json
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import museval
 import numpy as np
 import torch
+from joblib import Parallel, delayed, effective_n_jobs
+from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
-from train.inference import separate
+from train.errors import TrainError
+from train.inference import OVERLAP, separate
 from train.models.base import SeparationModel
 from train.validation import open_musdb, track_audio
 
@@ -129,6 +135,78 @@ def markdown(rows: list[dict[str, Any]], subset: str, tracks: int, note: str = "
     return "\n".join(lines) + "\n"
 
 
+def select_tracks(tracks: list[Any], names: Sequence[str], subset: str) -> list[Any]:
+    """The tracks `--tracks` names (all of them when `names` is empty), in the subset's order,
+    so the summary and per_track.json read the same whatever order the names were typed in."""
+    if not names:
+        return tracks
+    held = [track.name for track in tracks]
+    for name in names:
+        if name not in held:
+            hint = track_hint(name, held)
+            raise TrainError(f"--tracks {name!r} is not a track of the {subset!r} subset; {hint}")
+    wanted = set(names)
+    return [track for track in tracks if track.name in wanted]
+
+
+def track_hint(name: str, held: list[str], shown: int = 5) -> str:
+    """'did you mean' for a near miss (case ignored), else the first track names held."""
+    lower = {h.lower(): h for h in held}
+    close = difflib.get_close_matches(name.lower(), list(lower), n=1, cutoff=0.6)
+    if close:
+        return f"did you mean {lower[close[0]]!r}?"
+    more = f", ... ({len(held)} in all)" if len(held) > shown else ""
+    return "it holds " + ", ".join(repr(h) for h in held[:shown]) + more
+
+
+@contextmanager
+def single_threaded() -> Iterator[None]:
+    """One torch and one BLAS thread, restored after.
+
+    torch's CPU kernels round differently with the number of threads they split work over
+    (U-Net estimates move by ~1e-7), and joblib's workers get fewer threads than the parent.
+    Pinning every track to one thread makes its scores a function of the track alone, the
+    same bytes at any `--jobs` on any number of cores; `--jobs` is how eval uses more cores.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with threadpool_limits(1):
+            yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def score_pinned(
+    track: Any, sources: Sequence[str], estimate: Estimator, out: Path
+) -> dict[str, dict[str, float]]:
+    """`score_track` on one thread (`single_threaded`), in the parent or a worker."""
+    with single_threaded():
+        return score_track(track, sources, estimate, out)
+
+
+def score_all(
+    tracks: list[Any], sources: Sequence[str], estimate: Estimator, out: Path, jobs: int
+) -> dict[str, dict[str, dict[str, float]]]:
+    """`score_track` of each track, in the tracks' order, in `jobs` worker processes.
+
+    Each track is separated and scored on its own, on one thread, from inputs that do not
+    depend on the others (frame_scores' dither has a fixed seed), so a worker computes the
+    parent's bytes: the numbers are the same at any `jobs`. Workers receive the estimator
+    pickled (a trained model's weights included), so each holds its own copy of the model.
+    """
+    if jobs == 0:
+        raise TrainError("--jobs must be a worker count (1 or more) or negative (all CPUs); got 0")
+    workers = min(effective_n_jobs(jobs), len(tracks))
+    if workers <= 1:
+        results = (score_pinned(track, sources, estimate, out) for track in tracks)
+    else:
+        tasks = (delayed(score_pinned)(track, sources, estimate, out) for track in tracks)
+        results = Parallel(n_jobs=workers, return_as="generator")(tasks)
+    progress = tqdm(results, total=len(tracks), desc="eval", disable=None)
+    return {track.name: scores for track, scores in zip(tracks, progress, strict=True)}
+
+
 def evaluate_tracks(
     tracks: list[Any],
     sources: Sequence[str],
@@ -136,12 +214,10 @@ def evaluate_tracks(
     subset: str,
     out: Path,
     note: str = "",
+    jobs: int = 1,
 ) -> str:
     """Score every track; write JSON per track, summary CSV and markdown; return the markdown."""
-    per_track = {
-        track.name: score_track(track, sources, estimate, out)
-        for track in tqdm(tracks, desc="eval", disable=None)
-    }
+    per_track = score_all(tracks, sources, estimate, out, jobs)
     rows = summarize(per_track)
     (out / "per_track.json").write_text(json.dumps(per_track, indent=2) + "\n")
     with open(out / SUMMARY_CSV, "w", newline="") as handle:
@@ -160,12 +236,16 @@ def evaluate_run(
     out: Path,
     device: torch.device,
     chunk_seconds: float,
+    names: Sequence[str] = (),
+    jobs: int = 1,
+    overlap: float = OVERLAP,
 ) -> str:
-    """Score a trained model on every track of `subset` (see `evaluate_tracks`)."""
-    tracks = open_musdb(root, subset)
+    """Score a trained model on the tracks of `subset` that `names` selects (all when empty),
+    in `jobs` worker processes (see `evaluate_tracks`)."""
+    tracks = select_tracks(open_musdb(root, subset), names, subset)
     model.to(device)
 
     def estimate(mixture: np.ndarray, references: np.ndarray, rate: int) -> np.ndarray:
-        return separate(model, mixture, rate, device, chunk_seconds)
+        return separate(model, mixture, rate, device, chunk_seconds, overlap)
 
-    return evaluate_tracks(tracks, model.sources, estimate, subset, out)
+    return evaluate_tracks(tracks, model.sources, estimate, subset, out, jobs=jobs)

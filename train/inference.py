@@ -17,6 +17,40 @@ from train.errors import TrainError
 from train.models.base import SeparationModel
 
 CHUNK_SECONDS = 10.0
+OVERLAP = 0.25
+
+
+def check_overlap(overlap: float) -> None:
+    """Refuse an overlap outside [0, 1): at 1 or more no chunk would move the next one on.
+
+    The commands check it before the model loads, so a typo costs no separation.
+    """
+    if not 0 <= overlap < 1:  # also refuses NaN
+        raise TrainError(
+            f"--overlap is the fraction of a chunk shared with the next, 0 <= overlap < 1 "
+            f"(default {OVERLAP:g}); got {overlap:g}"
+        )
+
+
+def chunk_frames(chunk_seconds: float, overlap: float, sample_rate: int) -> tuple[int, int]:
+    """(frames per chunk, frames shared by neighbours) at the model's rate.
+
+    Rounding can turn a valid but tiny chunk or an overlap near 1 into no frames or no hop,
+    which would divide by zero in `overlap_add`; both are refused with the option to change.
+    """
+    check_overlap(overlap)
+    frames = round(chunk_seconds * sample_rate)
+    if frames < 1:
+        raise TrainError(
+            f"--chunk-seconds {chunk_seconds:g} holds no frame at the model's {sample_rate} Hz"
+        )
+    shared = round(overlap * frames)
+    if shared >= frames:
+        raise TrainError(
+            f"--overlap {overlap:g} of a {frames}-frame chunk leaves no hop between chunks; "
+            "pass a smaller fraction or a longer --chunk-seconds"
+        )
+    return frames, shared
 
 
 def crossfade_window(frames: int, overlap: int) -> torch.Tensor:
@@ -57,9 +91,12 @@ def separate(
     sample_rate: int,
     device: torch.device,
     chunk_seconds: float = CHUNK_SECONDS,
-    overlap: float = 0.25,
+    overlap: float = OVERLAP,
 ) -> np.ndarray:
     """(channels, time) at any rate -> (sources, channels, time) at the same rate and length.
+
+    `overlap` is the fraction of each chunk shared with the next: more overlap smooths chunk
+    seams at the cost of more forward passes (1 / (1 - overlap) times as many as abutting).
 
     A model that declares `channels` gets what it expects: a mono model separates each channel
     of a stereo song on its own; a stereo model gets a mono song twice and its outputs averaged.
@@ -68,8 +105,7 @@ def separate(
     channels, length = audio.shape
     wanted = model.init_kwargs.get("channels", channels)
     mix = torch.from_numpy(resample(audio.astype(np.float32), sample_rate, model.sample_rate))
-    frames = round(chunk_seconds * model.sample_rate)
-    overlap_frames = round(overlap * frames)
+    frames, overlap_frames = chunk_frames(chunk_seconds, overlap, model.sample_rate)
 
     def run(part: torch.Tensor) -> torch.Tensor:
         return overlap_add(model, part, frames, overlap_frames, device)

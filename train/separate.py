@@ -11,7 +11,7 @@ import torch
 
 from manifests.files import write_audio
 from train.errors import TrainError
-from train.inference import separate
+from train.inference import OVERLAP, separate
 from train.models.base import SeparationModel
 
 
@@ -55,10 +55,12 @@ def separate_song(
     stem: str | None = None,
     fmt: str = "wav",
     subtype: str = "FLOAT",
+    overlap: float = OVERLAP,
 ) -> list[Path]:
     """Write `out/<song name>/<source>.<fmt>`; FLOAT by default, so loud estimates do not
     clip. With `stem`, two files in the two-stems habit of Demucs and Spleeter: the stem and
-    `no_<stem>`, the mixture minus it (their sum is the song)."""
+    `no_<stem>`, the mixture minus it (their sum is the song). `overlap` is the fraction of
+    each `chunk_seconds` chunk shared with the next (train/inference.py)."""
     if stem is not None and stem not in model.sources:
         raise TrainError(f"--stem {stem} is not one of the model's sources {list(model.sources)}")
     if fmt == "flac" and subtype == "FLOAT":
@@ -67,7 +69,7 @@ def separate_song(
     estimates = dict(
         zip(
             model.sources,
-            separate(model.to(device), audio, rate, device, chunk_seconds),
+            separate(model.to(device), audio, rate, device, chunk_seconds, overlap),
             strict=True,
         )
     )

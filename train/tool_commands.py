@@ -12,7 +12,7 @@ from train.compare import compare
 from train.config import default
 from train.errors import TrainError
 from train.evaluate import evaluate_run
-from train.inference import CHUNK_SECONDS
+from train.inference import CHUNK_SECONDS, OVERLAP, check_overlap
 from train.loop import resolve_device
 from train.nmf import CLUSTER_AXES, NMFConfig, evaluate_nmf
 from train.options import DEVICES, config_option
@@ -52,6 +52,27 @@ from train.validation import MUSDB_SUBSETS
     help=f"Chunk length.  [default: {CHUNK_SECONDS:g} for a run, "
     f"{default(NMFConfig, 'chunk_seconds'):g} for nmf --per-chunk]",
 )
+@click.option(
+    "--overlap",
+    type=float,
+    default=OVERLAP,
+    show_default=True,
+    help="Run: fraction of each chunk shared with the next, 0 <= overlap < 1.",
+)
+@click.option(
+    "--tracks",
+    "names",
+    multiple=True,
+    metavar="NAME",
+    help="Run: score only this track of the subset (repeat for more).  [default: all]",
+)
+@click.option(
+    "--jobs",
+    default=1,
+    show_default=True,
+    help="Run: tracks scored in parallel worker processes (-1: all CPUs), each with its own "
+    "copy of the model; the scores are the same at any --jobs.",
+)
 @click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True)
 @config_option(NMFConfig, "components", "--components", type=int, help="nmf: NMF components.")
 @config_option(NMFConfig, "clusters", "--clusters", type=int, help="nmf: k-means clusters.")
@@ -79,13 +100,21 @@ def eval_command(
     subset: str,
     out: Path | None,
     chunk_seconds: float | None,
+    overlap: float,
+    names: tuple[str, ...],
+    jobs: int,
     device: str,
     **nmf: Any,
 ) -> None:
-    """Separate every track of a MUSDB18 subset and score it with museval."""
+    """Separate every track of a MUSDB18 subset (or the --tracks named) and score it with
+    museval."""
     if baseline == "nmf":
         if run is not None:
             raise TrainError("--model nmf needs no --run: the NMF baseline trains nothing")
+        run_only = {"--tracks": bool(names), "--jobs": jobs != 1, "--overlap": overlap != OVERLAP}
+        given = [flag for flag, on in run_only.items() if on]
+        if given:
+            raise TrainError(f"{given[0]} applies to --run only; --model nmf scores every track")
         if chunk_seconds is not None:
             if not nmf["per_chunk"]:
                 raise TrainError("--chunk-seconds applies to --model nmf only with --per-chunk")
@@ -97,11 +126,15 @@ def eval_command(
         return
     if run is None:
         raise TrainError("eval needs --run RUN (a training run folder), or --model nmf")
+    check_overlap(overlap)
     model, _ = load_run_model(run)
     out = out or run / f"eval-{subset}"
     out.mkdir(parents=True, exist_ok=True)
     chunk_seconds = CHUNK_SECONDS if chunk_seconds is None else chunk_seconds
-    click.echo(evaluate_run(model, root, subset, out, resolve_device(device), chunk_seconds))
+    table = evaluate_run(
+        model, root, subset, out, resolve_device(device), chunk_seconds, names, jobs, overlap
+    )
+    click.echo(table)
 
 
 @click.command("separate")
@@ -115,6 +148,14 @@ def eval_command(
     help="Writes OUT/<song name>/<source>.wav.",
 )
 @click.option("--chunk-seconds", type=float, default=CHUNK_SECONDS, show_default=True)
+@click.option(
+    "--overlap",
+    type=float,
+    default=OVERLAP,
+    show_default=True,
+    help="Fraction of each chunk shared with the next, 0 <= overlap < 1: more smooths chunk "
+    "seams and costs 1 / (1 - overlap) times the forward passes of abutting chunks.",
+)
 @click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True)
 @click.option("--stem", default=None, help="Two stems: this source and no_<source> (the rest).")
 @click.option(
@@ -132,6 +173,7 @@ def separate_command(
     songs: tuple[Path, ...],
     out: Path,
     chunk_seconds: float,
+    overlap: float,
     device: str,
     stem: str | None,
     fmt: str,
@@ -139,10 +181,11 @@ def separate_command(
 ) -> None:
     """Write one file per source for each song, at the song's rate, length and channels."""
     check_song_names(songs)
+    check_overlap(overlap)
     model, _ = load_run_model(run)
     for song in songs:
         paths = separate_song(
-            model, song, out, resolve_device(device), chunk_seconds, stem, fmt, subtype
+            model, song, out, resolve_device(device), chunk_seconds, stem, fmt, subtype, overlap
         )
         for path in paths:
             click.echo(str(path))
