@@ -90,9 +90,9 @@ def train_config(options: dict[str, Any]) -> TrainConfig:
 @click.option(
     "--data",
     "root",
-    type=click.Path(path_type=Path),
     required=True,
-    help="Dataset folder written by `msaug render`.",
+    help="Dataset folder written by `msaug render`, a MUSDB18-HQ root, or packed shards: "
+    "their folder or URL (http(s)://, s3://, gs://, file://, or 'pipe:CMD {name}').",
 )
 @click.option(
     "--model",

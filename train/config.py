@@ -22,7 +22,9 @@ TARGETS = ("all", "vocals", "drums", "bass", "other")
 class DataConfig:
     """What the loaders read: a rendered dataset for training, real tracks for validation."""
 
-    root: Path
+    root: Path | str
+    """A dataset folder or song root, or packed shards' folder or URL (kept as text: a
+    Path would fold the `//` of a URL)."""
     where: str | None = None
     target: str = "all"
     segment: float | None = None  # None: the model's recipe (`SeparationModel.recipe`)

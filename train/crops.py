@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import soundfile as sf
@@ -97,6 +97,12 @@ def check_items(items: Sequence[ItemFiles], seconds: float, sample_rate: int) ->
                     f"manifest row says {item.frames} x {item.channels} at {item.sample_rate} Hz; "
                     "run `msaug verify` on the dataset"
                 )
+    check_segment(items, seconds, sample_rate)
+
+
+def check_segment(items: Sequence[Any], seconds: float, sample_rate: int) -> None:
+    """Refuse a `--segment` longer than the shortest item (anything with `item_id`, `frames`
+    and `sample_rate`): its crops would be zero-padded into training targets."""
     shortest = min(items, key=lambda i: i.frames / i.sample_rate)
     if shortest.frames / shortest.sample_rate < seconds - 1 / sample_rate:
         raise TrainError(
@@ -104,6 +110,11 @@ def check_items(items: Sequence[ItemFiles], seconds: float, sample_rate: int) ->
             f"{shortest.frames / shortest.sample_rate:.3g} s); crops would be zero-padded: "
             "use a shorter --segment"
         )
+
+
+def epoch_batches(batches_per_epoch: int | None, items: int, batch_size: int, world: int) -> int:
+    """Batches per process and epoch: the recipe's, or one pass over the items."""
+    return batches_per_epoch or max(1, items // (batch_size * world))
 
 
 class CropKey(NamedTuple):
@@ -282,3 +293,11 @@ class CropDataset(TorchDataset):
 def already_batched(batch: Batch) -> Batch:
     """The DataLoader's collate step: `CropDataset.__getitems__` returns whole batches."""
     return batch
+
+
+def private_generator(seed: int) -> torch.Generator:
+    """A DataLoader draws a worker seed per iterator, from torch's default generator unless
+    given one. Dropout uses the default generator, and how many iterators a run creates depends
+    on --workers (persistent workers reuse theirs), so loaders get their own: the workers draw
+    nothing anyway, every crop comes from its key."""
+    return torch.Generator().manual_seed(seed)

@@ -5,14 +5,24 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import torch
 from torch.utils.data import DataLoader, Subset
 
 from manifests import STEM_NAMES, Dataset
 from train.config import DataConfig, LoopConfig
-from train.crops import CropDataset, CropSampler, already_batched, check_items, item_files
+from train.crops import (
+    CropDataset,
+    CropSampler,
+    already_batched,
+    check_items,
+    epoch_batches,
+    item_files,
+    private_generator,
+)
 from train.errors import TrainError
 from train.online import OnlineAugment
+from train.shard_loaders import shard_loaders
+from train.shard_source import ShardedDataset
+from train.shard_stream import ShardCrops
 from train.songs import SongsDataset
 from train.validation import MusdbTracks, RenderedTracks, holdout_ids, open_musdb
 
@@ -35,6 +45,8 @@ def make_loaders(
     unknown = set(sources) - set(STEM_NAMES)
     if unknown:
         raise TrainError(f"the model's sources {sorted(unknown)} are not dataset stems")
+    if isinstance(dataset, ShardedDataset):
+        return shard_loaders(dataset, data, loop, sources, sample_rate, cuda, rank, world)
     songs = set(dataset.items.loc[dataset.items["role"] == "valid", "item_id"])
     every = item_files(dataset, sources)  # once: each path is resolved (`Dataset.path`)
     chosen = set(dataset.select(data.where).items["item_id"]) - songs
@@ -62,7 +74,7 @@ def make_loaders(
     else:
         tracks = open_musdb(valid_root, data.valid_subset)
         valid = MusdbTracks(tracks, sources, sample_rate, data.mono)
-    batches = loop.batches_per_epoch or max(1, len(selected) // (loop.batch_size * world))
+    batches = epoch_batches(loop.batches_per_epoch, len(selected), loop.batch_size, world)
     crops = batches * loop.batch_size * world
     sampler = CropSampler(len(selected), crops, loop.seed, rank, world, loop.batch_size)
     common: dict[str, Any] = {
@@ -78,12 +90,7 @@ def make_loaders(
             data.mono,
             loop.seed,
             data.activity_db,
-            augment=OnlineAugment(
-                tuple(data.gain) if data.gain else None,  # type: ignore[arg-type]
-                data.channel_swap,
-                data.polarity_flip,
-                data.remix,
-            ),
+            augment=OnlineAugment.of(data),
             targets=[dataset.stem_names.index(s) for s in sources],
         ),
         batch_size=loop.batch_size,
@@ -99,9 +106,14 @@ def make_loaders(
     )
 
 
-def private_generator(seed: int) -> torch.Generator:
-    """A DataLoader draws a worker seed per iterator, from torch's default generator unless
-    given one. Dropout uses the default generator, and how many iterators a run creates depends
-    on --workers (persistent workers reuse theirs), so loaders get their own: the workers draw
-    nothing anyway, every crop comes from its key."""
-    return torch.Generator().manual_seed(seed)
+def set_epoch(loader: DataLoader, epoch: int) -> None:
+    """The epoch that decides a training loader's crops (its sampler's, or its stream's)."""
+    target = loader.dataset if isinstance(loader.dataset, ShardCrops) else loader.sampler
+    target.set_epoch(epoch)  # type: ignore[union-attr]
+
+
+def training_counts(loader: DataLoader) -> tuple[int, int]:
+    """Items and crops per epoch of a training loader (all processes together)."""
+    if isinstance(loader.dataset, ShardCrops):
+        return len(loader.dataset.items), loader.dataset.crops
+    return len(loader.dataset), len(loader.sampler)  # type: ignore[arg-type]

@@ -25,7 +25,7 @@ from manifests import STEM_NAMES
 from train import checkpoint, distributed
 from train.audio import keep_freed_memory
 from train.config import ModelConfig, TrainConfig, with_recipe
-from train.data import make_loaders
+from train.data import make_loaders, set_epoch, training_counts
 from train.errors import TrainError
 from train.logs import RunLog
 from train.models import MODELS
@@ -169,7 +169,7 @@ def fit(config: TrainConfig, command: str) -> list[dict[str, Any]]:
         config = with_recipe(config, MODELS[config.model.name].recipe)
     loop, out = config.loop, Path(config.loop.out)
     process, device = distributed.start(resolve_device(loop.device))
-    dataset = open_training_data(Path(config.data.root))
+    dataset = open_training_data(str(config.data.root))
     meta = {
         "command": command,
         "config": config.to_dict(),
@@ -202,9 +202,10 @@ def fit(config: TrainConfig, command: str) -> list[dict[str, Any]]:
         process.world,
     )
     valid_set = getattr(valid_loader.dataset, "dataset", valid_loader.dataset)  # DDP: Subset
+    items, crops = training_counts(train_loader)
     say(
-        f"run folder {out}; training on {len(train_loader.dataset)} items "
-        f"({len(train_loader.sampler)} crops per epoch), validating on {valid_set.describe()}"
+        f"run folder {out}; training on {items} items ({crops} crops per epoch), "
+        f"validating on {valid_set.describe()}"
     )
     step: nn.Module = TrainingLoss(model)
     if process.distributed:
@@ -243,7 +244,7 @@ def fit(config: TrainConfig, command: str) -> list[dict[str, Any]]:
             break
         epoch_start = time.monotonic()
         epoch = progress["epoch"] = progress["epoch"] + 1
-        train_loader.sampler.set_epoch(epoch)
+        set_epoch(train_loader, epoch)
         sums = train_one_epoch(
             step, train_loader, optimizer, scaler, device, config.optim.clip, process.is_main
         )

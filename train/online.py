@@ -14,7 +14,7 @@ of the sources a batch returns (all four when the model learns all four).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import soundfile as sf
@@ -32,6 +32,12 @@ class OnlineAugment:
     channel_swap: bool = False
     polarity_flip: bool = False
     remix: bool = False
+
+    @classmethod
+    def of(cls, data: Any) -> OnlineAugment:
+        """The augmentations a `DataConfig` turns on."""
+        gain = tuple(data.gain) if data.gain else None
+        return cls(gain, data.channel_swap, data.polarity_flip, data.remix)  # type: ignore[arg-type]
 
     @property
     def active(self) -> bool:

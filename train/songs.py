@@ -21,6 +21,7 @@ from manifests import STEM_NAMES, Dataset
 from manifests.musdb_split import musdb_validation_tracks
 from manifests.schema import DATASET_JSON, MIXTURE
 from train.errors import TrainError
+from train.shard_source import is_shard_data, open_shards
 
 SONGS_SUBSET = "train"
 
@@ -85,6 +86,9 @@ def open_songs(root: Path) -> SongsDataset:
     return SongsDataset(root, header, pd.DataFrame(items), pd.DataFrame(stems))
 
 
-def open_training_data(root: Path) -> Dataset:
-    """An msaug dataset, or the songs of a MUSDB18-HQ root."""
+def open_training_data(data: str) -> Dataset:
+    """An msaug dataset, packed shards (local or remote), or the songs of a MUSDB18-HQ root."""
+    if is_shard_data(data):
+        return open_shards(data)
+    root = Path(data)
     return open_songs(root) if is_song_root(root) else Dataset.open(root)
