@@ -7,6 +7,11 @@ decaying tones and noise bursts, distinct per stem, so a model can learn somethi
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import http.server
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -109,3 +114,22 @@ def make_dataset(
     writer.write_part("0000000", items, stems)
     writer.finalize()
     return root
+
+
+@contextlib.contextmanager
+def serve_folder(folder: Path) -> Iterator[str]:
+    """`folder` over HTTP on 127.0.0.1 (a free port) while the block runs; yields its URL.
+    A plain static server: no range requests, as many object stores' public URLs."""
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+    handler = functools.partial(Quiet, directory=str(folder))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()

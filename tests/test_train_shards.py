@@ -5,16 +5,14 @@ validation songs from the shards; damaged, truncated and hostile shards refused.
 from __future__ import annotations
 
 import csv
-import functools
-import http.server
 import json
 import shutil
-import threading
 from pathlib import Path
 
 import pytest
 import torch
 from click.testing import CliRunner
+from factory import serve_folder
 from sources_factory import make_source_root
 
 from augment.render import RenderSettings, render_dataset
@@ -58,18 +56,9 @@ def shards(folder) -> Path:
 
 @pytest.fixture(scope="module")
 def server(shards):
-    """The shard folder served over HTTP on 127.0.0.1 (no range requests, as a plain server)."""
-
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-    handler = functools.partial(Quiet, directory=str(shards.parent))
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/{shards.name}"
-    httpd.shutdown()
+    """The shard folder served over HTTP on 127.0.0.1 by a plain static server."""
+    with serve_folder(shards.parent) as url:
+        yield f"{url}/{shards.name}"
 
 
 def _loaders(data: str, workers: int = 0, **options):
