@@ -86,9 +86,9 @@ def open_songs(root: Path) -> SongsDataset:
     return SongsDataset(root, header, pd.DataFrame(items), pd.DataFrame(stems))
 
 
-def open_training_data(data: str) -> Dataset:
+def open_training_data(data: str | Path) -> Dataset:
     """An msaug dataset, packed shards (local or remote), or the songs of a MUSDB18-HQ root."""
-    if is_shard_data(data):
-        return open_shards(data)
+    if is_shard_data(str(data)):
+        return open_shards(str(data))
     root = Path(data)
     return open_songs(root) if is_song_root(root) else Dataset.open(root)
