@@ -13,6 +13,7 @@ import pytest
 import torch
 from factory import make_dataset
 
+from manifests.pack import pack
 from train import checkpoint
 from train.crops import CropSampler
 
@@ -98,3 +99,16 @@ def test_target_all_trains_four_models_in_one_process_group(tmp_path, attempt):
     assert done.stdout.count("epoch 1:") == 4
     for source in ("vocals", "drums", "bass", "other"):
         assert (tmp_path / "all" / source / checkpoint.LAST).is_file()
+
+
+@pytest.mark.slow
+def test_two_gloo_processes_stream_disjoint_shards(tmp_path):
+    """Under torchrun each rank streams its own shards and takes as many steps as the other
+    (unequal steps would hang DDP's all-reduce until the timeout)."""
+    data = make_dataset(tmp_path / "data", 8, 1.0, SR)
+    shards = tmp_path / "shards"
+    pack(data, shards, shard_size=100_000)
+    out = tmp_path / "ddp"
+    done = two_processes("--data", shards, "--out", out, "--epochs", 2, "--batch-size", 1)
+    assert "2 processes" in done.stdout and done.stdout.count("epoch 2:") == 1
+    assert [row["epoch"] for row in log_rows(out)] == ["1", "2"]
