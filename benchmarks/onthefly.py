@@ -27,16 +27,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from shards import crops_per_second  # a sibling script: the same timed loader epoch
 
 from augment.chain import apply_chain
 from augment.config import load_config, parse_mode
 from augment.plan import draw_item
 from augment.render import RenderSettings, render_dataset
 from augment.sources import SourceRoot
-from manifests import STEM_NAMES
-from train.config import DataConfig, LoopConfig
-from train.data import make_loaders, set_epoch
-from train.songs import open_training_data
 
 SOURCES = Path(__file__).resolve().parent.parent / "tests" / "sources_factory.py"
 RATE = 44100
@@ -47,20 +44,6 @@ def make_sources(folder: Path) -> Path:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.make_source_root(folder, tracks=6, seconds=40.0, sample_rate=RATE)
-
-
-def rendered_rate(dataset: Path, crops: int, seconds: float) -> float:
-    """Crops per second of the mstrain loader, one epoch after a warm-up epoch."""
-    data = DataConfig(root=str(dataset), segment=seconds, workers=0)
-    loop = LoopConfig(out=Path("unused"), batch_size=4, batches_per_epoch=crops // 4)
-    train, _ = make_loaders(open_training_data(str(dataset)), data, loop, STEM_NAMES, RATE, False)
-    set_epoch(train, 0)
-    for _ in train:
-        pass
-    set_epoch(train, 1)
-    started = time.perf_counter()
-    count = sum(len(batch.mix) for batch in train)
-    return count / (time.perf_counter() - started)
 
 
 def on_the_fly_rate(settings: RenderSettings, crops: int) -> tuple[float, float]:
@@ -101,7 +84,7 @@ def main() -> None:
         dataset = Path(folder) / "ds"
         render_dataset(settings, dataset, n=args.crops, jobs=1, progress=False)
         on_the_fly_rate(settings, 2)  # warm: pedalboard's first Rubber Band call, page cache
-        read = rendered_rate(dataset, args.crops, args.seconds)
+        read = crops_per_second(str(dataset), 0, args.crops, args.seconds)
         fly, dsp_share = on_the_fly_rate(settings, args.crops)
         print(
             f"{args.crops} crops of {args.seconds} s at {RATE} Hz stereo, default chain "
