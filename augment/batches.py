@@ -18,6 +18,7 @@ from typing import Any
 from joblib import Parallel, delayed
 
 from augment.config import RenderConfig, Suitability
+from augment.errors import SourceError
 from augment.interrupts import watch_parent
 from augment.item import item_id, render_item
 from augment.plan import DrawFailure, draw_item, replay_item
@@ -116,11 +117,15 @@ class ReplayJob(Job):
         return len(self.rows)
 
     def render(self, sources: SourceRoot) -> dict[str, Any]:
-        items, stems = [], []
+        items, stems, failed = [], [], {}
         for item_row, stem_rows in self.rows:
-            plan, audio = replay_item(
-                item_row, stem_rows, sources, self.draw_scheme, self.settings.sample_rate
-            )
+            try:
+                plan, audio = replay_item(
+                    item_row, stem_rows, sources, self.draw_scheme, self.settings.sample_rate
+                )
+            except SourceError as exc:  # sources other than the recipe's (--allow-mismatch)
+                failed[item_row.item_index] = {str(exc): 1}
+                continue
             item, item_stems = render_item(
                 plan, audio, self.settings, self.suitability, Path(self.out)
             )
@@ -129,7 +134,7 @@ class ReplayJob(Job):
         return {
             "items": items,
             "stems": stems,
-            "failed": {},
+            "failed": failed,
             "rejected": Counter(),
         }
 

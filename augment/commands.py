@@ -53,7 +53,9 @@ def index(root: str) -> None:
     click.echo(f"indexed {n_files} source files in {root}/{INDEX_FILE}")
 
 
-def _print_summary(summary: RenderSummary, command: str) -> None:
+def _print_summary(summary: RenderSummary, command: str, replayed: bool = False) -> None:
+    """The end of a render; a replay (`--recipe`) draws nothing, so it says no more than what
+    was written (`print_rebuild` then compares it with the recipe)."""
     if summary.interrupted:
         signum = getattr(signal, summary.interrupted)
         click.echo(
@@ -63,15 +65,17 @@ def _print_summary(summary: RenderSummary, command: str) -> None:
             err=True,
         )
         sys.exit(128 + signum)
-    rejected = ", ".join(f"{k} {v}" for k, v in summary.rejected.most_common()) or "none"
     click.echo(
-        f"rendered {summary.rendered} items ({summary.skipped} already done) in "
-        f"{summary.seconds:.1f} s -> {summary.out}\n"
+        f"{'rebuilt' if replayed else 'rendered'} {summary.rendered} items "
+        f"({summary.skipped} already done) in {summary.seconds:.1f} s -> {summary.out}\n"
         f"dataset: {summary.total_items - summary.valid_songs} items and "
         f"{summary.valid_songs} validation songs, {summary.hours:.2f} h of mixtures, "
-        f"{summary.bytes / 1e6:.1f} MB, {summary.attempts} draws\n"
-        f"rejected draws by stem:reason: {rejected}"
+        f"{summary.bytes / 1e6:.1f} MB" + ("" if replayed else f", {summary.attempts} draws")
     )
+    if replayed:
+        return
+    rejected = ", ".join(f"{k} {v}" for k, v in summary.rejected.most_common()) or "none"
+    click.echo(f"rejected draws by stem:reason: {rejected}")
     if summary.total_items - summary.valid_songs == 0:
         raise SourceError(
             "no item could be drawn: every segment was rejected as silent; check the sources "
@@ -233,7 +237,7 @@ def render(
     if recipe is not None:
         refuse_with_recipe(ctx)
         report = rebuild_dataset(recipe, root, out, allow_mismatch=allow_mismatch, **run)
-        _print_summary(report.summary, command)
+        _print_summary(report.summary, command, replayed=True)
         print_rebuild(report)
         return
     settings = RenderSettings(

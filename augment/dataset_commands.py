@@ -1,4 +1,5 @@
-"""`msaug` commands for datasets: verify, select, stats, merge, card, pack, unpack, migrate.
+"""`msaug` commands for datasets: verify, select, stats, merge, card, pack, unpack, migrate,
+columns.
 
 Each is a thin layer over a `manifests` function. Dataset problems arrive as `ManifestError`,
 which the `msaug` group prints as one line (exit status 2); `verify` exits with status 1 when
@@ -23,6 +24,7 @@ from manifests.migrate import migrate as migrate_dataset
 from manifests.pack import pack as pack_dataset
 from manifests.pack import parse_size
 from manifests.pack import unpack as unpack_dataset
+from manifests.query import column_summary
 from manifests.stats import compute_stats
 from manifests.subset import write_selection
 from manifests.verify import verify as verify_dataset
@@ -184,4 +186,20 @@ def migrate(root: Path) -> None:
         )
 
 
-DATASET_COMMANDS = (verify, select, stats, merge, card, pack, unpack, migrate)
+@click.command()
+@click.argument("root", type=_PATH)
+def columns(root: Path) -> None:
+    """The columns `--where` can use in ROOT: name, type and example values.
+
+    Example: msaug columns aug   (then: msaug select aug --where "mode == 'coherent'" ...)
+    """
+    dataset = Dataset.open(root)
+    rows = column_summary(dataset.wide, dataset.stem_names)
+    width = max(len(name) for name, _, _ in rows)
+    kinds = max(len(kind) for _, kind, _ in rows)
+    click.echo(f"{len(rows)} columns of {root} (<stem> is one of {', '.join(dataset.stem_names)})")
+    for name, kind, examples in rows:
+        click.echo(f"  {name:<{width}}  {kind:<{kinds}}  {examples}")
+
+
+DATASET_COMMANDS = (verify, select, stats, merge, card, pack, unpack, migrate, columns)

@@ -23,7 +23,7 @@ from tqdm import tqdm
 from augment.batches import Job, ReplayJob
 from augment.config import Suitability
 from augment.identity import library_versions, provenance, source_listing
-from augment.item import remove_unlisted_items
+from augment.item import item_id, remove_unlisted_items
 from augment.preflight import check_disk, size_text
 from augment.recipe import Recipe, refuse_mismatch, source_differences
 from augment.rerender import library_drift
@@ -199,6 +199,8 @@ def rebuild_dataset(
     for item, stems in _rows(rebuilt):  # items of earlier, interrupted runs are checked too
         if item.item_id not in compare.mismatches:
             compare.item(item, list(stems.values()))
+    for index, reasons in summary.failed.items():
+        compare.mismatches[item_id(index)] = f"not rebuilt: {next(iter(reasons))}"
     complete = len(rebuilt) == len(recipe.dataset)
     return RebuildReport(
         summary,

@@ -123,6 +123,11 @@ def check_rebuildable(dataset: Dataset, what: str) -> None:
             f"{what}: {problems[0].path}: {problems[0].detail}; its tables cannot be trusted"
         )
     _check_sources(identity.get("sources"), what)
+    valid = identity["settings"].get("valid_tracks", [])
+    if not isinstance(valid, list):
+        raise ManifestError(f"{what}: identity.settings.valid_tracks must be a list of songs")
+    for name in valid:
+        check_name(name, f"{what} valid_tracks")
     for row in dataset.items[["item_id", "item_index", "role"]].itertuples(index=False):
         if row.role == "train" and row.item_id != item_id(int(row.item_index)):
             raise ManifestError(
@@ -136,8 +141,15 @@ def check_rebuildable(dataset: Dataset, what: str) -> None:
 
 def _check_sources(sources: Any, what: str) -> None:
     files = sources.get("files") if isinstance(sources, dict) else None
-    if not isinstance(files, dict):
-        raise ManifestError(f"{what}: identity.sources.files must map file names to checksums")
+    frames = sources.get("frames") if isinstance(sources, dict) else None
+    if not isinstance(files, dict) or not isinstance(frames, dict):
+        raise ManifestError(
+            f"{what}: identity.sources must map file names to checksums and tracks to frames"
+        )
+    for key in frames:
+        subset, _, track = str(key).partition("/")
+        check_name(subset, f"{what} identity.sources.frames {key!r}")
+        check_name(track, f"{what} identity.sources.frames {key!r}")
     for name, entry in files.items():
         check_relative(name, f"{what} source file {name!r}", (".wav", ".mp4"))
         ok = isinstance(entry, dict) and isinstance(entry.get("bytes"), int)

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import ast
 import difflib
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from typing import Any
+
+import pandas as pd
 
 from manifests.errors import ManifestError
 
@@ -65,6 +67,30 @@ def describe_columns(columns: Collection[str], stems: Collection[str] = ()) -> s
             sorted(per_stem)
         )
     return text
+
+
+def column_summary(wide: pd.DataFrame, stems: Sequence[str]) -> list[tuple[str, str, str]]:
+    """(name, type, example values) of every column `--where` can use (`msaug columns`), each
+    per-stem column once as `<stem>_name`, with examples from all stems."""
+    rows, seen = [], set()
+    for column in wide.columns:
+        stem = next((s for s in stems if column.startswith(f"{s}_")), None)
+        base = column.removeprefix(f"{stem}_") if stem else column
+        name = f"<stem>_{base}" if stem else column
+        if name in seen:
+            continue
+        seen.add(name)
+        same = [f"{s}_{base}" for s in stems if f"{s}_{base}" in wide] if stem else [column]
+        values = pd.concat([wide[c] for c in same]).dropna()
+        examples = [_example(v) for v in values.drop_duplicates().head(3)] if len(values) else []
+        rows.append((name, str(wide[column].dtype), ", ".join(examples) or "(all null)"))
+    return rows
+
+
+def _example(value: Any) -> str:
+    value = value.item() if hasattr(value, "item") else value
+    text = f"{value:.4g}" if isinstance(value, float) else repr(value)
+    return text if len(text) <= 30 else text[:27] + "..."
 
 
 def _refuse(where: str, what: str, columns: str) -> ManifestError:

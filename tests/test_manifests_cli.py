@@ -94,3 +94,19 @@ def test_errors_are_one_line_without_traceback(dataset, tmp_path, args, message)
     (line,) = result.stderr.splitlines()
     assert line.startswith("msaug: error: ") and message in line
     assert "Traceback" not in result.output
+
+
+def test_columns_lists_what_where_can_use_with_examples(dataset):
+    result = _run("columns", str(dataset))
+    assert result.exit_code == 0, result.output
+    lines = {line.split()[0]: line for line in result.output.splitlines()[1:]}
+    assert "mode" in lines and "'coherent'" in lines["mode"]
+    assert (
+        "<stem>_pitch_shift_semitones" in lines
+        and "float64" in lines["<stem>_pitch_shift_semitones"]
+    )
+    assert not any(name.startswith("vocals_") for name in lines)  # per-stem columns once
+    wide = Dataset.open(dataset).wide
+    for name in lines:  # every listed name is queryable
+        column = name.replace("<stem>", "vocals")
+        assert column in wide.columns

@@ -246,3 +246,28 @@ def test_an_altered_recipe_is_refused(made, tmp_path):
     (copy / RECIPE_JSON).unlink()
     with pytest.raises(ManifestError, match="not a recipe"):
         rebuild_dataset(copy, made["other"], tmp_path / "x", jobs=1, progress=False)
+
+
+def test_a_shorter_source_is_reported_per_item_not_a_crash(made, tmp_path):
+    copy = tmp_path / "short"
+    shutil.copytree(made["other"], copy)
+    path = copy / "train" / SONG / "bass.wav"
+    audio, sr = sf.read(path, dtype="float32")
+    sf.write(path, audio[: sr // 2], sr, subtype="FLOAT")  # half a second is left
+    out = tmp_path / "short-out"
+    result = _rebuild({**made, "other": copy}, out, "--allow-mismatch")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    stems = Dataset.open(made["ds"]).stems
+    late = stems[(stems["stem"] == "bass") & (stems["source_track"] == SONG)]
+    assert any(f"{i}: not rebuilt: " in result.output for i in late["item_id"])
+    assert verify(out).ok  # what could be rebuilt is a valid dataset
+
+
+def test_a_track_key_without_a_subset_is_refused(made, tmp_path):
+    def no_subset(header):
+        frames = header["identity"]["sources"]["frames"]
+        frames["no-subset"] = next(iter(frames.values()))
+
+    copy = _tampered(made, tmp_path, no_subset)
+    with pytest.raises(ManifestError, match="no-subset"):
+        rebuild_dataset(copy, made["other"], tmp_path / "x", jobs=1, progress=False)

@@ -196,3 +196,16 @@ def test_a_shard_index_pointing_outside_is_refused(shards, tmp_path):
     assert result.exit_code == 2
     assert "outside.tar" in result.output and "Traceback" not in result.output
     assert not (tmp_path / "run").exists()
+
+
+def test_a_hostile_file_name_never_reaches_a_pipe_command(shards, tmp_path):
+    copy = tmp_path / "hostile-pipe"
+    shutil.copytree(shards, copy)
+    header = json.loads((copy / "dataset.json").read_text())
+    marker = tmp_path / "PWNED"
+    header["tables"]["items"][0]["path"] = f"manifest/items/x$(touch {marker.name}).parquet"
+    (copy / "dataset.json").write_text(json.dumps(header))
+    template = f'pipe:cd {tmp_path} && cat "{copy}/{{name}}"'  # quoted by the user
+    with pytest.raises(TrainError, match="not a file name msaug pack writes"):
+        open_training_data(template)
+    assert not marker.exists()

@@ -276,6 +276,11 @@ def fit(config: TrainConfig, command: str) -> list[dict[str, Any]]:
             log.epoch(progress["history"])
     if process.is_main:
         log.close(progress["history"])
+        if progress["best_epoch"]:
+            say(
+                f"best epoch {progress['best_epoch']} of {progress['epoch']}: valid "
+                f"{progress['best_score']:.6g} -> {out / checkpoint.BEST}"
+            )
     distributed.stop(process)
     return progress["history"]
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from torch.utils.data import DataLoader, Subset
 from torch.utils.data import Dataset as TorchDataset
+from tqdm import tqdm
 
 from manifests.listing import audio_files
 from train.config import DataConfig, LoopConfig
@@ -41,7 +42,9 @@ def shard_loaders(
         pick = range(len(dataset.stem_names) + 1)[1:] if every_stem else signals
         missing = sorted(set(ids) - set(shard_of))
         if missing:
-            raise TrainError(f"item {missing[0]} is in no shard of {dataset.root}; repack it")
+            raise TrainError(
+                f"item {missing[0]} is in no shard of {dataset.source.base}; repack it"
+            )
         return [
             StreamItem(i, shard_of[i], tuple(files[i][k] for k in pick))
             for i in dataset.items["item_id"]
@@ -66,6 +69,14 @@ def shard_loaders(
     items = stream_items(chosen, augment.active)
     if not items:
         raise TrainError("the dataset (after --where) has no items to train on")
+    shards = len({item.shard for item in items})
+    slots = world * max(data.workers, 1)
+    if shards < slots and rank == 0:
+        tqdm.write(
+            f"note: {shards} shards hold the selected items, fewer than the {slots} loader "
+            "workers of all processes: some read the same shards, so their crops repeat "
+            "items; pack with a smaller --shard-size for disjoint reads"
+        )
     check_segment(items, data.segment, sample_rate)
     batches = epoch_batches(loop.batches_per_epoch, len(items), loop.batch_size, world)
     train = ShardCrops(

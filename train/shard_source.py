@@ -8,18 +8,22 @@ tables: a few MB) is fetched first into a temporary folder and opened and checke
 dataset (paths, schema, the tables against dataset.json's checksums and digest); the shards are
 then only ever streamed, never stored: local disk holds the manifest and nothing else.
 
-Shards are untrusted. webdataset's tar iterator reads only members the manifest lists for the
-items wanted (links, devices and unknown names are never read); each member is hashed as it
-arrives and compared with its checksum in the tables, and a member that is missing, repeated,
-damaged or cut short is an error naming the shard and the item.
+Shards are untrusted. A shard is read as an uncompressed tar stream; only members the manifest
+lists for the items wanted are read (links, devices and unknown names never are), and only
+after their header shows the size the manifest gives; each is hashed as it arrives and
+compared with its checksum in the tables. A member that is missing, repeated, damaged or cut
+short is an error naming the shard and the item. Manifest files are fetched with a size limit
+(their sizes are in dataset.json), and a `pipe:` command is only ever given file names of
+the kinds `msaug pack` writes.
 """
 
 from __future__ import annotations
 
 import io
 import json
-import shlex
+import re
 import shutil
+import tarfile
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -29,19 +33,22 @@ from typing import IO, Any
 import fsspec
 import soundfile as sf
 from webdataset.gopen import gopen
-from webdataset.tariterators import tar_file_iterator
 
 from manifests import Dataset, ManifestError
 from manifests.checksum import bytes_checksum
 from manifests.listing import SHARDS_INDEX, ListedFile
 from manifests.pack import read_index
-from manifests.paths import check_relative, confined
+from manifests.paths import confined
 from manifests.schema import DATASET_JSON
 from manifests.tables import listed_table_files
 from manifests.verify import manifest_problems
 from train.errors import TrainError
 
 PIPE = "pipe:"
+JSON_LIMIT = 64 << 20
+"""The most bytes dataset.json or shards.json may have (a 20,000-item one has about 2 MB)."""
+_SAFE_NAME = re.compile(r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*")
+"""The file names a pipe command may be given: all that `msaug pack` writes, no shell syntax."""
 
 
 def is_shard_data(data: str) -> bool:
@@ -69,10 +76,16 @@ class ShardSource:
         return f"{self.base.rstrip('/')}/{name}"
 
     def open(self, name: str) -> IO[bytes]:
-        """`name` is checked (`manifests.paths`) by whoever read it from the manifest; in a
-        pipe command it is also shell-quoted."""
+        """`name` is checked (`manifests.paths`) by whoever read it from the manifest. A pipe
+        command takes only names of letters, digits, `_.-/` (which need no quoting, also
+        inside quotes the user wrote around `{name}`): others come from a hostile manifest."""
         if self.base.startswith(PIPE):
-            return gopen(self.base.replace("{name}", shlex.quote(name)), "rb")
+            if not _SAFE_NAME.fullmatch(name) or ".." in name.split("/"):
+                raise TrainError(
+                    f"{name!r} is not a file name msaug pack writes; refusing to pass it to a "
+                    "pipe: command (the manifest was altered)"
+                )
+            return gopen(self.base.replace("{name}", name), "rb")
         if "://" not in self.base:  # a local folder may hold links: never follow one out
             return open(confined(Path(self.base), name), "rb")
         url = self.where(name)
@@ -100,12 +113,22 @@ class ShardedDataset(Dataset):
         )
 
 
-def _fetch(source: ShardSource, name: str, folder: Path) -> Path:
+def _fetch(source: ShardSource, name: str, folder: Path, limit: int) -> Path:
+    """Copy one manifest file, refusing more than `limit` bytes (a hostile or broken source
+    must not fill the local disk)."""
     target = folder / name
     target.parent.mkdir(parents=True, exist_ok=True)
+    size = 0
     try:
         with source.open(name) as stream, open(target, "wb") as out:
-            shutil.copyfileobj(stream, out)
+            while chunk := stream.read(1 << 20):
+                size += len(chunk)
+                if size > limit:
+                    raise TrainError(
+                        f"{source.where(name)} is larger than {limit} bytes, more than its "
+                        "manifest allows; is --data the folder `msaug pack` wrote?"
+                    )
+                out.write(chunk)
     except TrainError:
         raise
     except Exception as exc:  # OSError, or the transport's own (aiohttp, fsspec)
@@ -113,7 +136,7 @@ def _fetch(source: ShardSource, name: str, folder: Path) -> Path:
             f"cannot read {source.where(name)} ({type(exc).__name__}: {exc}); is --data the "
             "folder `msaug pack` wrote, or its URL?"
         ) from None
-    if target.stat().st_size == 0:  # a pipe whose command failed gives nothing
+    if size == 0:  # a pipe whose command failed gives nothing
         raise TrainError(f"{source.where(name)} is empty or could not be fetched")
     return target
 
@@ -123,7 +146,7 @@ def open_shards(data: str) -> ShardedDataset:
     source = ShardSource(data)
     folder = Path(tempfile.mkdtemp(prefix="mstrain-manifest-"))
     try:
-        header_path = _fetch(source, DATASET_JSON, folder)
+        header_path = _fetch(source, DATASET_JSON, folder, JSON_LIMIT)
         try:
             header = json.loads(header_path.read_text())
         except (UnicodeDecodeError, ValueError) as exc:
@@ -131,9 +154,13 @@ def open_shards(data: str) -> ShardedDataset:
         if not isinstance(header, dict):
             raise TrainError(f"{source.where(DATASET_JSON)} is not a dataset header")
         try:
-            names = [e["path"] for t in ("items", "stems") for e in listed_table_files(header, t)]
-            for name in (SHARDS_INDEX, *names):
-                _fetch(source, check_relative(name, DATASET_JSON, {".json", ".parquet"}), folder)
+            _fetch(source, SHARDS_INDEX, folder, JSON_LIMIT)
+            for table in ("items", "stems"):
+                for entry in listed_table_files(header, table):
+                    size = entry.get("bytes")
+                    if not isinstance(size, int) or size < 1:
+                        raise TrainError(f"{DATASET_JSON} lists {entry['path']} without its size")
+                    _fetch(source, entry["path"], folder, size)
             dataset = Dataset.open(folder)
             problems = manifest_problems(dataset)
             index = read_index(folder)
@@ -158,22 +185,36 @@ def stream_items(
     source: ShardSource, shard: str, wanted: dict[str, list[ListedFile]]
 ) -> Iterator[tuple[str, list[Any]]]:
     """(item id, decoded audio of its `wanted` files in order) for each wanted item of
-    `shard`, in shard order, every member checked against its checksum as it arrives."""
+    `shard`, in shard order, every member checked against its checksum as it arrives.
+
+    The tar is read as an uncompressed stream (what `msaug pack` writes): a member is read
+    only if the manifest lists it for a wanted item, and only after its header gives the size
+    the manifest does, so a hostile shard cannot make a worker hold more than one file."""
     members = {f.member: f for files in wanted.values() for f in files}
     pending: dict[str, dict[str, bytes]] = {}
     seen: set[str] = set()
+    stream = _open_shard(source, shard)
+    done = False
     try:
-        with source.open(shard) as stream:
-            for sample in tar_file_iterator(stream, select_files=members.__contains__):
-                name, data = sample["fname"], sample["data"]
-                listed = members[name]
-                if name in seen:
-                    raise TrainError(f"{source.where(shard)} holds {name} twice; repack it")
-                seen.add(name)
+        with tarfile.open(fileobj=stream, mode="r|") as tar:
+            for info in tar:
+                listed = members.get(info.name)
+                if listed is None or not info.isreg():
+                    continue  # never read: links, folders, names no wanted row lists
+                where = f"{source.where(shard)}: item {listed.item_id}'s {listed.name}"
+                if info.name in seen:
+                    raise TrainError(f"{where} comes twice; repack the dataset")
+                if info.size != listed.bytes:
+                    raise TrainError(
+                        f"{where} holds {info.size} bytes, the manifest {listed.bytes}: "
+                        "damaged or altered; run `msaug verify` on the shards"
+                    )
+                seen.add(info.name)
+                data = tar.extractfile(info).read()  # type: ignore[union-attr]
                 if bytes_checksum(data) != listed.checksum:
                     raise TrainError(
-                        f"{source.where(shard)}: item {listed.item_id}'s {listed.name} is damaged "
-                        "(checksum differs from the manifest); run `msaug verify` on the shards"
+                        f"{where} is damaged (checksum differs from the manifest); run "
+                        "`msaug verify` on the shards"
                     )
                 files = pending.setdefault(listed.item_id, {})
                 files[listed.name] = data
@@ -181,6 +222,7 @@ def stream_items(
                     del pending[listed.item_id]
                     order = wanted[listed.item_id]
                     yield listed.item_id, [_decode(files[f.name], f) for f in order]
+        done = True
     except TrainError:
         raise
     except Exception as exc:  # tarfile, the transport (aiohttp, a pipe) or a cut-off stream
@@ -188,12 +230,35 @@ def stream_items(
             f"{source.where(shard)} is truncated, damaged or unreachable "
             f"({type(exc).__name__}: {exc}); run `msaug verify` on the shards"
         ) from None
+    finally:
+        _close(stream, source.where(shard), done)
     missing = sorted(set(members) - seen)
     if missing:
         raise TrainError(
             f"{source.where(shard)} lacks {len(missing)} file(s) its index promises (first: "
             f"{missing[0]}): truncated or altered; run `msaug verify` on the shards"
         )
+
+
+def _open_shard(source: ShardSource, shard: str) -> IO[bytes]:
+    try:
+        return source.open(shard)
+    except TrainError:
+        raise
+    except Exception as exc:
+        raise TrainError(
+            f"cannot open {source.where(shard)} ({type(exc).__name__}: {exc})"
+        ) from None
+
+
+def _close(stream: IO[bytes], where: str, finished: bool) -> None:
+    """Close a shard's stream. A stream left early (a worker that has its quota, or an
+    error) may report it: a pipe's command then dies of SIGPIPE, which is no error."""
+    try:
+        stream.close()
+    except Exception as exc:
+        if finished:
+            raise TrainError(f"{where}: the transport failed at the end ({exc})") from None
 
 
 def _decode(data: bytes, listed: ListedFile) -> Any:
