@@ -146,7 +146,9 @@ def _losses(run: Path) -> list[tuple[str, str]]:
 
 def test_a_resumed_run_from_http_continues_the_uninterrupted_one(server, tmp_path):
     straight, stopped = tmp_path / "straight", tmp_path / "stopped"
-    assert _training(server, straight, "--epochs", 3).exit_code == 0
+    first = _training(server, straight, "--epochs", 3)
+    assert first.exit_code == 0
+    assert "best epoch " in first.output and str(straight / "best.pt") in first.output
     assert _training(server, stopped, "--epochs", 1).exit_code == 0
     assert _training(server, stopped, "--epochs", 3, "--resume").exit_code == 0
     assert _losses(stopped) == _losses(straight) and len(_losses(straight)) == 3
