@@ -77,7 +77,14 @@ def open_musdb(root: Path, subset: str) -> list[Any]:
     split = "valid" if subset == "valid" else None
     tracks = musdb.DB(str(root), is_wav=is_wav, subsets=folder.name, split=split).tracks
     if not tracks:
-        raise TrainError(f"{folder} holds none of musdb's {subset!r} tracks")
+        hint = (
+            " (musdb's validation split is 14 named songs of MUSDB18's train): for another "
+            "root pass --valid-root with a folder whose test/ holds the validation songs and "
+            "--valid-subset test"
+            if subset == "valid"
+            else ""
+        )
+        raise TrainError(f"{folder} holds none of musdb's {subset!r} tracks{hint}")
     return tracks
 
 
