@@ -15,13 +15,14 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from joblib import Parallel, delayed
 
 from augment.config import RenderConfig, Suitability
 from augment.errors import SourceError
 from augment.interrupts import watch_parent
 from augment.item import item_id, render_item
-from augment.plan import DrawFailure, draw_item, replay_item
+from augment.plan import DrawFailure, ItemPlan, draw_item, replay_item
 from augment.settings import RenderSettings
 from augment.sources import SourceRoot
 from manifests.lock import worker_hold
@@ -48,8 +49,27 @@ class Job:
         """Items in the batch (rendered, or failed to draw)."""
         raise NotImplementedError
 
-    def render(self, sources: SourceRoot) -> dict[str, Any]:
+    def plans(
+        self, sources: SourceRoot, failed: dict[int, dict[str, int]], rejected: Counter
+    ) -> Iterator[tuple[ItemPlan, dict[str, np.ndarray]]]:
+        """Each item's plan and source audio; an item that cannot be planned goes to `failed`."""
         raise NotImplementedError
+
+    def render(self, sources: SourceRoot) -> dict[str, Any]:
+        """Render every planned item. Each kind of job has a `suitability` (a property of a
+        DrawJob's config, a field of a ReplayJob: a property here would shadow the field)."""
+        items, stems, failed, rejected = [], [], {}, Counter()
+        for plan, audio in self.plans(sources, failed, rejected):
+            item, item_stems = render_item(
+                plan,
+                audio,
+                self.settings,
+                self.suitability,
+                Path(self.out),  # type: ignore[attr-defined]
+            )
+            items.append(item)
+            stems.extend(item_stems)
+        return {"items": items, "stems": stems, "failed": failed, "rejected": rejected}
 
 
 @dataclass(frozen=True)
@@ -69,12 +89,15 @@ class DrawJob(Job):
     def size(self) -> int:
         return len(self.indices)
 
-    def render(self, sources: SourceRoot) -> dict[str, Any]:
+    @property
+    def suitability(self) -> Suitability:
+        return self.config.suitability
+
+    def plans(self, sources, failed, rejected):
         tracks = [sources.track(subset, name) for subset, name in self.track_keys]
-        items, stems, failed, rejected = [], [], {}, Counter()
         for index in self.indices:
             try:
-                plan, audio = draw_item(
+                yield draw_item(
                     index,
                     self.settings.seed,
                     self.weights,
@@ -86,18 +109,6 @@ class DrawJob(Job):
                 )
             except DrawFailure as failure:
                 failed[index] = dict(failure.reasons)
-                continue
-            item, item_stems = render_item(
-                plan, audio, self.settings, self.config.suitability, Path(self.out)
-            )
-            items.append(item)
-            stems.extend(item_stems)
-        return {
-            "items": items,
-            "stems": stems,
-            "failed": failed,
-            "rejected": rejected,
-        }
 
 
 @dataclass(frozen=True)
@@ -116,27 +127,14 @@ class ReplayJob(Job):
     def size(self) -> int:
         return len(self.rows)
 
-    def render(self, sources: SourceRoot) -> dict[str, Any]:
-        items, stems, failed = [], [], {}
+    def plans(self, sources, failed, rejected):
         for item_row, stem_rows in self.rows:
             try:
-                plan, audio = replay_item(
+                yield replay_item(
                     item_row, stem_rows, sources, self.draw_scheme, self.settings.sample_rate
                 )
             except SourceError as exc:  # sources other than the recipe's (--allow-mismatch)
                 failed[item_row.item_index] = {str(exc): 1}
-                continue
-            item, item_stems = render_item(
-                plan, audio, self.settings, self.suitability, Path(self.out)
-            )
-            items.append(item)
-            stems.extend(item_stems)
-        return {
-            "items": items,
-            "stems": stems,
-            "failed": failed,
-            "rejected": Counter(),
-        }
 
 
 @cache

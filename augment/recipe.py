@@ -180,11 +180,10 @@ def write_recipe(dataset_root: str | Path, out: str | Path, command: str = "") -
         "draw_scheme": identity.get("draw_scheme"),
         "made_with": f"msaug {package_version('msaug')}",
         "created": now(),
-        "command": command,
         "rebuild": "msaug render --recipe RECIPE --root YOUR_SOURCES --out DATASET",
     }
-    if not command:
-        info.pop("command")
+    if command:
+        info["command"] = command
     if info["sources"]["form"] == "stem":
         info["note"] = (
             ".stem.mp4 sources decode through ffmpeg: a different ffmpeg build may change bytes"

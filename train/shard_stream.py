@@ -135,7 +135,8 @@ class ShardCrops(IterableDataset):
         if quota == 0:
             return
         shards = assign_shards(self.shards, self.seed, self.epoch, slot, slots)
-        mine = [item for item in self.items if item.shard in set(shards)]
+        chosen = set(shards)
+        mine = [item for item in self.items if item.shard in chosen]
         per_item = math.ceil(quota * self.batch_size / len(mine))
         rng = np.random.default_rng([self.seed, self.epoch, slot])
         crops = self._crops(shards, mine, per_item, rng, slot, slots)  # endless
