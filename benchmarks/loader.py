@@ -7,7 +7,11 @@ written by tests/factory.py through the real writer, so in the page cache for ev
   offsets) in one loop, nothing else;
 - the mstrain loader (`train.data`, DataLoader with 0, 1, 2 workers) at the dataset's rate,
   whose ratio to the baseline is its overhead (target >= 0.8x), and at the U-Net's 16 kHz,
-  which adds resampling;
+  which adds resampling: in the loader (soxr, `--resample-on loader`, the CPU default), or
+  left to the training device (`--resample-on device`, the CUDA default), whose per-batch
+  cost is measured here on the CPU (on a GPU by benchmarks/gpu_check.sh);
+- the loader on the same items rendered at 16 kHz (sources resampled once, before the
+  render), where no resampling is left at all;
 - the crops per second one U-Net training step consumes on this CPU (batch 4, 16 kHz),
   which the loader has to outrun for the model never to wait.
 
@@ -28,6 +32,7 @@ import torch
 
 from manifests import STEM_NAMES, Dataset
 from train.audio import keep_freed_memory
+from train.batch_resample import BatchResampler, crop_seconds
 from train.config import DataConfig, LoopConfig
 from train.crops import CropDataset, CropSampler, item_files
 from train.data import make_loaders
@@ -55,9 +60,13 @@ def raw_reads(crops: CropDataset, sampler: CropSampler) -> float:
     return len(sampler) / (time.perf_counter() - started)
 
 
-def loader_rate(dataset: Dataset, rate: int, workers: int, crops: int, segment: float) -> float:
+def loader_rate(
+    dataset: Dataset, rate: int, workers: int, crops: int, segment: float, where: str = "loader"
+) -> float:
     """Crops per second through the training DataLoader, worker start-up excluded."""
-    data = DataConfig(root=dataset.root, segment=segment, workers=workers, valid_fraction=0.1)
+    data = DataConfig(
+        root=dataset.root, segment=segment, workers=workers, valid_fraction=0.1, resample_on=where
+    )
     loop = LoopConfig(out=Path("unused"), batch_size=4, batches_per_epoch=crops // 4)
     train, _ = make_loaders(dataset, data, loop, STEM_NAMES, rate, cuda=False)
     train.sampler.set_epoch(0)
@@ -67,6 +76,20 @@ def loader_rate(dataset: Dataset, rate: int, workers: int, crops: int, segment: 
     started = time.perf_counter()
     count = sum(len(batch.mix) for batch in train)
     return count / (time.perf_counter() - started)
+
+
+def device_resample_rate(segment: float, batches: int) -> float:
+    """Crops per second `BatchResampler` takes 44.1 -> 16 kHz on this CPU (batch 4, the
+    mixture and 4 stems, stereo), as the training loop runs it under `--resample-on device`."""
+    frames = round(segment * UNET_RATE)
+    read = round(crop_seconds(segment, UNET_RATE, RATE) * RATE)
+    resampler = BatchResampler(RATE, UNET_RATE, frames, torch.device("cpu"))
+    mix, targets = torch.randn(4, 2, read), torch.randn(4, len(STEM_NAMES), 2, read)
+    resampler(mix), resampler(targets)
+    started = time.perf_counter()
+    for _ in range(batches):
+        resampler(mix), resampler(targets)
+    return 4 * batches / (time.perf_counter() - started)
 
 
 def unet_rate(segment: float, steps: int) -> float:
@@ -110,13 +133,29 @@ def main() -> None:
         print("after keep_freed_memory(), as mstrain runs:")
         baseline = raw_reads(crops, sampler)
         print(f"  raw soundfile reads:       {baseline:7.1f} crops/s  1.00x")
-        for rate in (RATE, UNET_RATE):
+        for rate, where, label in (
+            (RATE, "loader", f"{RATE} Hz"),
+            (UNET_RATE, "loader", f"{UNET_RATE} Hz, soxr in the loader"),
+            (UNET_RATE, "device", f"{UNET_RATE} Hz, left to the device"),
+        ):
             for workers in (0, 1, 2):
-                speed = loader_rate(dataset, rate, workers, args.crops, args.segment)
+                speed = loader_rate(dataset, rate, workers, args.crops, args.segment, where)
                 print(
-                    f"  loader {rate} Hz, {workers} workers: {speed:7.1f} crops/s"
+                    f"  loader {label}, {workers} workers: {speed:7.1f} crops/s"
                     f"  {speed / baseline:.2f}x"
                 )
+        on_cpu = device_resample_rate(args.segment, 8)
+        print(
+            f"  device resampling on this CPU: {on_cpu:7.1f} crops/s  {on_cpu / baseline:.2f}x"
+            f"  (julius, batch 4, {torch.get_num_threads()} torch threads)"
+        )
+        low = load_factory().make_dataset(Path(folder) / "16k", args.items, 10.0, UNET_RATE, 0)
+        for workers in (0, 1, 2):
+            speed = loader_rate(Dataset.open(low), UNET_RATE, workers, args.crops, args.segment)
+            print(
+                f"  loader, items rendered at {UNET_RATE} Hz, {workers} workers: "
+                f"{speed:7.1f} crops/s  {speed / baseline:.2f}x"
+            )
         consumed = unet_rate(args.segment, args.steps)
         print(
             f"  U-Net train step consumes: {consumed:7.1f} crops/s  {consumed / baseline:.2f}x"

@@ -61,11 +61,11 @@ def server(shards):
         yield f"{url}/{shards.name}"
 
 
-def _loaders(data: str, workers: int = 0, **options):
+def _loaders(data: str, workers: int = 0, rate: int = SR, **options):
     dataset = open_training_data(data)
     config = DataConfig(root=data, workers=workers, segment=0.5, **options)
     loop = LoopConfig(out=Path("unused"), batch_size=2, batches_per_epoch=3, seed=0)
-    return make_loaders(dataset, config, loop, STEM_NAMES, SR, cuda=False)
+    return make_loaders(dataset, config, loop, STEM_NAMES, rate, cuda=False)
 
 
 def _epoch(loader, epoch: int) -> list[torch.Tensor]:
@@ -97,6 +97,19 @@ def test_a_crop_is_aligned_and_its_mixture_is_the_sum(shards):
     set_epoch(augmented, 1)
     batch = next(iter(augmented))
     assert torch.allclose(batch.mix, batch.targets.sum(dim=1), atol=1e-5)
+
+
+def test_shards_leave_resampling_to_the_device_as_folders_do(shards):
+    """--resample-on device: crops at the dataset's rate, as many frames as the loader would
+    have resampled (ceil(8000 * 22050 / 16000)); validation songs still at the model's."""
+    train, valid = _loaders(str(shards), rate=16000, resample_on="device")
+    set_epoch(train, 1)
+    assert next(iter(train)).mix.shape == (2, 2, 11025)
+    in_loader, _ = _loaders(str(shards), rate=16000, resample_on="loader")
+    set_epoch(in_loader, 1)
+    assert next(iter(in_loader)).mix.shape == (2, 2, 8000)
+    song_mix, _ = next(iter(valid))
+    assert song_mix.shape[-1] == 4 * 16000
 
 
 def test_validation_songs_are_streamed_from_the_shards(folder, shards):

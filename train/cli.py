@@ -18,6 +18,7 @@ import click
 
 from train import distributed
 from train.config import (
+    RESAMPLE_ON,
     TARGETS,
     DataConfig,
     LoopConfig,
@@ -125,6 +126,14 @@ def train_config(options: dict[str, Any]) -> TrainConfig:
 )
 @click.option("--mono", is_flag=True, help="Downmix to one channel (default: stereo).")
 @config_option(DataConfig, "workers", "--workers", type=int, help="Data loader worker processes.")
+@config_option(
+    DataConfig,
+    "resample_on",
+    "--resample-on",
+    type=click.Choice(RESAMPLE_ON),
+    help="Where crops are resampled to the model's rate (the U-Net's 16 kHz): in the loader "
+    "workers, or batch-wise on the training device; auto: the device on CUDA, else the loader.",
+)
 @config_option(
     DataConfig,
     "valid_root",

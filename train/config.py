@@ -16,6 +16,7 @@ from typing import Any
 from train.errors import TrainError
 
 TARGETS = ("all", "vocals", "drums", "bass", "other")
+RESAMPLE_ON = ("auto", "loader", "device")  # `train.batch_resample`
 
 
 @dataclass
@@ -30,6 +31,9 @@ class DataConfig:
     segment: float | None = None  # None: the model's recipe (`SeparationModel.recipe`)
     mono: bool = False
     workers: int = 2
+    resample_on: str = "auto"
+    """Where training crops go from the dataset's rate to the model's: in the loader
+    workers or on the training device (`train.batch_resample`); auto: device on CUDA."""
     valid_root: Path | None = None
     valid_subset: str = "valid"
     valid_fraction: float = 0.1
@@ -136,6 +140,11 @@ def check_config(config: TrainConfig) -> None:
     gain = config.data.gain
     if gain and not (0 <= gain[0] <= gain[1] and all(map(math.isfinite, gain))):
         raise TrainError(f"--online-gain takes LOW HIGH with 0 <= LOW <= HIGH, got {gain}")
+    if config.data.resample_on not in RESAMPLE_ON:
+        raise TrainError(
+            f"--resample-on must be one of {', '.join(RESAMPLE_ON)}, "
+            f"got {config.data.resample_on!r}"
+        )
     if config.optim.lr_gamma > 1:
         raise TrainError(f"--lr-gamma must be at most 1, got {config.optim.lr_gamma}")
 

@@ -8,6 +8,7 @@ from typing import Any
 from torch.utils.data import DataLoader, Subset
 
 from manifests import STEM_NAMES, Dataset
+from train.batch_resample import crop_seconds, resample_in_loader
 from train.config import DataConfig, LoopConfig
 from train.crops import (
     CropDataset,
@@ -39,14 +40,21 @@ def make_loaders(
 ) -> tuple[DataLoader, DataLoader]:
     """Training crops from the selected items; validation on MUSDB or on held-out items.
 
-    With `world` > 1 (DistributedDataParallel) this process gets rank `rank`'s share of every
-    training batch and every `world`-th validation track.
+    Training crops come at `sample_rate` (the model's), or at the dataset's own rate when
+    `--resample-on` leaves resampling to the training device (`crop_rate`); validation songs
+    always come at `sample_rate`. With `world` > 1 (DistributedDataParallel) this process
+    gets rank `rank`'s share of every training batch and every `world`-th validation track.
     """
     unknown = set(sources) - set(STEM_NAMES)
     if unknown:
         raise TrainError(f"the model's sources {sorted(unknown)} are not dataset stems")
+    rate, seconds = sample_rate, data.segment
+    if not resample_in_loader(data.resample_on, cuda):
+        rate = dataset.sample_rate
+        seconds = crop_seconds(data.segment, sample_rate, rate)
     if isinstance(dataset, ShardedDataset):
-        return shard_loaders(dataset, data, loop, sources, sample_rate, cuda, rank, world)
+        crops = (rate, seconds)
+        return shard_loaders(dataset, data, loop, sources, sample_rate, crops, cuda, rank, world)
     songs = set(dataset.items.loc[dataset.items["role"] == "valid", "item_id"])
     every = item_files(dataset, sources)  # once: each path is resolved (`Dataset.path`)
     chosen = set(dataset.select(data.where).items["item_id"]) - songs
@@ -85,8 +93,8 @@ def make_loaders(
     train = DataLoader(
         CropDataset(
             selected,
-            data.segment,
-            sample_rate,
+            seconds,
+            rate,
             data.mono,
             loop.seed,
             data.activity_db,
@@ -110,6 +118,11 @@ def set_epoch(loader: DataLoader, epoch: int) -> None:
     """The epoch that decides a training loader's crops (its sampler's, or its stream's)."""
     target = loader.dataset if isinstance(loader.dataset, ShardCrops) else loader.sampler
     target.set_epoch(epoch)  # type: ignore[union-attr]
+
+
+def crop_rate(loader: DataLoader) -> int:
+    """The sample rate of a training loader's crops (the model's, unless left to the device)."""
+    return loader.dataset.sample_rate  # type: ignore[attr-defined]
 
 
 def training_counts(loader: DataLoader) -> tuple[int, int]:

@@ -24,8 +24,9 @@ from tqdm import tqdm
 from manifests import STEM_NAMES
 from train import checkpoint, distributed
 from train.audio import keep_freed_memory
+from train.batch_resample import BatchResampler
 from train.config import ModelConfig, TrainConfig, with_recipe
-from train.data import make_loaders, set_epoch, training_counts
+from train.data import crop_rate, make_loaders, set_epoch, training_counts
 from train.errors import TrainError
 from train.logs import RunLog
 from train.models import MODELS
@@ -60,15 +61,19 @@ def train_one_epoch(
     scaler: torch.amp.GradScaler,
     device: torch.device,
     clip: float,
+    resample: BatchResampler,
     show_progress: bool = True,
 ) -> tuple[float, int, int]:
-    """Summed loss (x crops), crops and silent-target redraws; mixed precision on CUDA."""
+    """Summed loss (x crops), crops and silent-target redraws; mixed precision on CUDA.
+    Batches reach the model's rate through `resample` (the identity unless left to the
+    device)."""
     step.train()
     total, count, skipped = 0.0, 0, 0
     batches = tqdm(loader, desc="train", leave=False, disable=None if show_progress else True)
     for mix, targets, silent_skipped in batches:
         skipped += silent_skipped
-        mix, targets = mix.to(device, non_blocking=True), targets.to(device, non_blocking=True)
+        mix = resample(mix.to(device, non_blocking=True))
+        targets = resample(targets.to(device, non_blocking=True))
         optimizer.zero_grad(set_to_none=True)
         with torch.autocast(device.type, enabled=scaler.is_enabled()):
             loss = step(mix, targets)
@@ -233,6 +238,7 @@ def fit(config: TrainConfig, command: str) -> list[dict[str, Any]]:
         if resumed:
             log.write_csv(progress["history"])
     frames = round(config.data.segment * model.sample_rate)
+    resample = BatchResampler(crop_rate(train_loader), model.sample_rate, frames, device)
     deadline = started + 60 * loop.max_minutes if loop.max_minutes else math.inf
     while progress["epoch"] < loop.epochs:
         if progress["epoch"] - progress["best_epoch"] >= loop.patience:
@@ -246,7 +252,14 @@ def fit(config: TrainConfig, command: str) -> list[dict[str, Any]]:
         epoch = progress["epoch"] = progress["epoch"] + 1
         set_epoch(train_loader, epoch)
         sums = train_one_epoch(
-            step, train_loader, optimizer, scaler, device, config.optim.clip, process.is_main
+            step,
+            train_loader,
+            optimizer,
+            scaler,
+            device,
+            config.optim.clip,
+            resample,
+            process.is_main,
         )
         sums += evaluate(model, valid_loader, frames, loop.batch_size, device)
         train_total, crops, silent_skipped, valid_total, pieces = distributed.sum_over_processes(

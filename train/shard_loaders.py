@@ -25,13 +25,14 @@ def shard_loaders(
     loop: LoopConfig,
     sources: Sequence[str],
     sample_rate: int,
+    crops: tuple[int, float],
     cuda: bool,
     rank: int,
     world: int,
 ) -> tuple[DataLoader, DataLoader]:
     """`make_loaders` for packed shards (`train.shard_stream`): same selection, validation
     choice, batches per epoch and augmentation; workers are not persistent, so each epoch's
-    start from the dataset's current epoch."""
+    start from the dataset's current epoch. `crops` is the training crops' (rate, seconds)."""
     assert dataset.source is not None
     augment = OnlineAugment.of(data)
     files = audio_files(dataset)
@@ -82,8 +83,8 @@ def shard_loaders(
     train = ShardCrops(
         dataset.source,
         items,
-        data.segment,
-        sample_rate,
+        crops[1],
+        crops[0],
         data.mono,
         loop.seed,
         loop.batch_size,
