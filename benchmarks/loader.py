@@ -61,14 +61,21 @@ def raw_reads(crops: CropDataset, sampler: CropSampler) -> float:
 
 
 def loader_rate(
-    dataset: Dataset, rate: int, workers: int, crops: int, segment: float, where: str = "loader"
+    dataset: Dataset,
+    rate: int,
+    workers: int,
+    crops: int,
+    segment: float,
+    where: str = "loader",
+    cuda: bool = False,
+    batch: int = 4,
 ) -> float:
     """Crops per second through the training DataLoader, worker start-up excluded."""
     data = DataConfig(
         root=dataset.root, segment=segment, workers=workers, valid_fraction=0.1, resample_on=where
     )
-    loop = LoopConfig(out=Path("unused"), batch_size=4, batches_per_epoch=crops // 4)
-    train, _ = make_loaders(dataset, data, loop, STEM_NAMES, rate, cuda=False)
+    loop = LoopConfig(out=Path("unused"), batch_size=batch, batches_per_epoch=crops // batch)
+    train, _ = make_loaders(dataset, data, loop, STEM_NAMES, rate, cuda=cuda)
     train.sampler.set_epoch(0)
     for _ in train:  # warm-up epoch: starts the persistent workers
         pass

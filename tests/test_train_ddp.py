@@ -41,9 +41,13 @@ def single(*args: object) -> subprocess.CompletedProcess:
     return run([sys.executable, "-m", "train"], *args)
 
 
+def torchrun(processes: int, *args: object) -> subprocess.CompletedProcess:
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    return run([*launcher, "--nproc-per-node", str(processes), "-m", "train"], *args)
+
+
 def two_processes(*args: object) -> subprocess.CompletedProcess:
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
-    return run([*torchrun, "--nproc-per-node", "2", "-m", "train"], *args)
+    return torchrun(2, *args)
 
 
 def weights(out: Path) -> dict[str, torch.Tensor]:
@@ -87,6 +91,19 @@ def test_two_gloo_processes_match_one_process_and_resume(tmp_path):
     for mine, theirs in zip(log_rows(ddp), log_rows(alone), strict=True):
         for key in ("train_loss", "valid_loss"):
             assert float(mine[key]) == pytest.approx(float(theirs[key]), rel=1e-4)
+
+
+def test_one_process_under_torchrun_trains_in_a_group_of_one(tmp_path):
+    """`--nproc-per-node 1` takes the DDP path (process group, DDP wrapper, all-reduce) with
+    one process, as the GPU check's nccl smoke run does, and gives the plain run's weights."""
+    data = make_dataset(tmp_path / "data", 8, 1.0, SR)
+    alone, group = tmp_path / "alone", tmp_path / "group"
+    single("--data", data, "--out", alone, "--epochs", 1, "--batch-size", 2)
+    done = torchrun(1, "--data", data, "--out", group, "--epochs", 1, "--batch-size", 2)
+    assert ", 1 process\n" in done.stdout
+    expected, found = weights(alone), weights(group)
+    for name in expected:
+        torch.testing.assert_close(found[name], expected[name], rtol=1e-5, atol=1e-6, msg=name)
 
 
 @pytest.mark.parametrize("attempt", [1, 2, 3])

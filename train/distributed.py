@@ -22,22 +22,26 @@ class Process:
     rank: int = 0
     world: int = 1
     local_rank: int = 0
+    distributed: bool = False
+    """Started by torchrun, in a process group, even a group of one: `--nproc-per-node 1`
+    runs the DDP and nccl path on a single GPU, the smoke test of benchmarks/gpu_check.sh."""
 
     @property
     def is_main(self) -> bool:
         return self.rank == 0
 
-    @property
-    def distributed(self) -> bool:
-        return self.world > 1
-
 
 def start(device: torch.device) -> tuple[Process, torch.device]:
     """Join the process group torchrun set up (if any); the device this process trains on."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world == 1:
+    if world == 1 and "RANK" not in os.environ:  # a plain process, not torchrun's
         return Process(), device
-    process = Process(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")))
+    if "RANK" not in os.environ:
+        raise TrainError(
+            f"WORLD_SIZE is {world} but RANK is unset; start the processes with torchrun"
+        )
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    process = Process(int(os.environ["RANK"]), world, local_rank, distributed=True)
     if device.type == "cuda":
         if process.local_rank >= torch.cuda.device_count():
             raise TrainError(

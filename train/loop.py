@@ -193,7 +193,7 @@ def fit(config: TrainConfig, command: str) -> list[dict[str, Any]]:
     say(
         f"{model.name} for {', '.join(model.sources)} at {model.sample_rate} Hz: "
         f"{model.parameter_count():,} parameters"
-        + (f", {process.world} processes" if process.distributed else "")
+        + (f", {process.world} process{'es' * (process.world > 1)}" if process.distributed else "")
     )
     keep_freed_memory()
     train_loader, valid_loader = make_loaders(

@@ -230,7 +230,8 @@ class _BandSplitModel(SeparationModel):
         x = self.band_split(spec)
         for block in self.blocks:
             if self.checkpointing and torch.is_grad_enabled():
-                x = checkpoint(block, x, use_reentrant=False)
+                # nothing in a block draws random numbers, so there is no RNG state to replay
+                x = checkpoint(block, x, use_reentrant=False, preserve_rng_state=False)
             else:
                 x = block(x)
         return self.mask_estimator(x)
