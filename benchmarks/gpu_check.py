@@ -116,7 +116,7 @@ def table(
             f"| {config.model} | {config.batch} x {config.frames} @ {config.sample_rate} "
             f"| {'on' if config.amp else 'off'} | {'on' if config.checkpointing else 'off'} "
             f"| {result.first_seconds:.3f} | {result.seconds:.4f} | {result.peak_mib:,.0f} "
-            f"| {result.crops_per_second:,.1f} | {loader.get(config.model, float('nan')):,.1f} |"
+            f"| {result.crops_per_second:,.3g} | {loader.get(config.model, float('nan')):,.1f} |"
         )
     lines += ["", "| check | result |", "|---|---|", *(f"| {k} | {v} |" for k, v in extra)]
     return "\n".join(lines)

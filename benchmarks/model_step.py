@@ -176,7 +176,7 @@ def row(config: StepConfig, result: StepResult) -> str:
         f"{config.model:<9} {shape:>17} {'on' if config.checkpointing else 'off':>4} "
         f"{'on' if config.amp else 'off':>4} {result.parameters:>11,} "
         f"{result.first_seconds:>8.3f} {result.seconds:>8.3f} {result.cpu_seconds:>8.3f} "
-        f"{result.crops_per_second:>8.1f} {result.peak_mib:>9,.0f} {result.model_mib:>9,.0f}"
+        f"{result.crops_per_second:>8.3g} {result.peak_mib:>9,.0f} {result.model_mib:>9,.0f}"
     )
 
 
