@@ -16,14 +16,19 @@ from train.errors import TrainError
 SOURCES = ("vocals", "drums", "bass", "other")
 
 
-def _eval_dir(path, base: np.ndarray, shift: float = 0.0, noise: float = 0.0, seed: int = 0):
+def _eval_dir(
+    path,
+    base: np.ndarray,
+    shift: float = 0.0,
+    noise: float = 0.0,
+    seed: int = 0,
+    metrics: tuple[str, ...] = ("usdr", "csdr"),
+):
     """An eval folder whose per_track.json holds `base` (tracks x sources) + shift + noise."""
     rng = np.random.default_rng(seed)
     scores = base + shift + noise * rng.standard_normal(base.shape)
     per_track = {
-        f"Track {t:02d}": {
-            s: {"usdr": scores[t, j], "csdr": scores[t, j]} for j, s in enumerate(SOURCES)
-        }
+        f"Track {t:02d}": {s: {m: scores[t, j] for m in metrics} for j, s in enumerate(SOURCES)}
         for t in range(len(base))
     }
     path.mkdir(parents=True)
@@ -74,6 +79,40 @@ def test_seeds_widen_the_interval(tmp_path, base):
         _, low, high = _mean_difference(text)
         width.append(high - low)
     assert width[1] > 2 * width[0]
+
+
+def test_paired_seeds_cancel_what_a_seed_does_to_every_variant(tmp_path, base):
+    """Each seed moves both variants alike (by -0.8, 0, +0.8 dB); b is 1 dB better at every
+    seed. Unpaired, the seeds' spread widens the interval; paired, it cancels."""
+    shifts = (-0.8, 0.0, 0.8)
+    a = [_eval_dir(tmp_path / f"a{k}", base, d, 0.1, k) for k, d in enumerate(shifts)]
+    b = [_eval_dir(tmp_path / f"b{k}", base, d + 1.0, 0.1, 10 + k) for k, d in enumerate(shifts)]
+    args = ["a=" + ",".join(map(str, a)), "b=" + ",".join(map(str, b))]
+    _, low, high = _mean_difference(compare(args, tmp_path / "unpaired"))
+    diff, plow, phigh = _mean_difference(compare(args, tmp_path / "paired", paired_seeds=True))
+    assert plow < 1.0 < phigh and abs(diff - 1.0) < 0.1
+    assert phigh - plow < 0.25 * (high - low)
+    assert "k-th runs of all variants paired" in (tmp_path / "paired" / COMPARE_MD).read_text()
+
+
+def test_paired_seeds_need_as_many_runs_in_every_variant(tmp_path, base):
+    a = [_eval_dir(tmp_path / f"a{k}", base, seed=k) for k in range(2)]
+    b = _eval_dir(tmp_path / "b", base)
+    args = ["a=" + ",".join(map(str, a)), f"b={b}"]
+    with pytest.raises(TrainError, match="same number of runs"):
+        compare(args, tmp_path / "out", paired_seeds=True)
+    result = CliRunner().invoke(main, ["compare", *args, "--paired-seeds"])
+    assert result.exit_code == 2 and "same number of runs" in result.output
+
+
+def test_usdr_only_evals_are_compared_on_usdr(tmp_path, base):
+    a = _eval_dir(tmp_path / "a", base, metrics=("usdr",))
+    b = _eval_dir(tmp_path / "b", base, shift=1.0, noise=0.3)  # cSDR too: left out
+    text = compare([f"a={a}", f"b={b}"], tmp_path / "out")
+    assert "| mean | uSDR |" in text and "cSDR |" not in text
+    assert "silent estimate scores 0 dB uSDR" in text
+    diff, low, high = _mean_difference(text)
+    assert low < 1.0 < high and abs(diff - 1.0) < 0.2
 
 
 def test_runs_on_different_tracks_are_refused(tmp_path, base):

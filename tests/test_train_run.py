@@ -127,6 +127,23 @@ def test_eval_writes_museval_json_and_summary(run, musdb_root, tmp_path):
     assert (tmp_path / "summary.md").read_text() in result.output
 
 
+def test_eval_usdr_only_gives_the_same_usdr_without_museval(run, musdb_root, tmp_path):
+    full, quick = tmp_path / "full", tmp_path / "quick"
+    assert mstrain("eval", "--run", run, "--root", musdb_root, "--out", full).exit_code == 0
+    result = mstrain("eval", "--run", run, "--root", musdb_root, "--out", quick, "--usdr-only")
+    assert result.exit_code == 0, result.output
+    assert not (quick / "test").exists()  # no museval JSON
+    scores = json.loads((quick / "per_track.json").read_text())
+    reference = json.loads((full / "per_track.json").read_text())
+    assert scores == {
+        track: {source: {"usdr": s["usdr"]} for source, s in sources.items()}
+        for track, sources in reference.items()
+    }
+    assert "| mean | - |" in result.output
+    bad = mstrain("eval", "--model", "nmf", "--root", musdb_root, "--usdr-only")
+    assert bad.exit_code == 2 and "--usdr-only applies to --run only" in bad.output
+
+
 @pytest.mark.parametrize(("rate", "channels", "frames"), [(SR, 2, 12345), (11025, 1, 7001)])
 def test_separate_keeps_length_rate_and_channels(run, tmp_path, rate, channels, frames):
     song = tmp_path / "song.wav"

@@ -9,6 +9,11 @@ tracks, and for every variant the seeds, with replacement. The statistics are th
 summaries use: uSDR is the mean over tracks, cSDR the median over tracks (per source; "mean"
 averages the sources), so the interval is for the difference of those summaries.
 
+With `--paired-seeds`, the k-th run of every variant is taken to share its seed (the same
+model initialisation and draw stream), and each replicate resamples the same seeds for every
+variant: what the seed does to all variants alike then cancels in the difference, as the
+tracks' difficulty does. Evals made with `--usdr-only` are compared on uSDR alone.
+
     mstrain compare base=runs/a/eval-test,runs/a2/eval-test aug=runs/b/eval-test --out cmp
 """
 
@@ -37,6 +42,17 @@ class Variant:
 
     label: str
     scores: np.ndarray
+
+
+@dataclass(frozen=True)
+class Scores:
+    """What `load_variants` read: the variants, and the tracks, sources and metrics that
+    every run was scored on (a metric missing from any run is left out)."""
+
+    variants: list[Variant]
+    tracks: list[str]
+    sources: list[str]
+    metrics: tuple[str, ...]
 
 
 def _per_track(path: Path) -> dict[str, dict[str, dict[str, float]]]:
@@ -69,81 +85,121 @@ def parse_variants(args: list[str]) -> list[tuple[str, list[Path]]]:
     return variants
 
 
-def load_variants(
-    variants: list[tuple[str, list[Path]]],
-) -> tuple[list[Variant], list[str], list[str]]:
+def load_variants(variants: list[tuple[str, list[Path]]]) -> Scores:
     """The score arrays, refusing runs scored on different tracks or sources."""
-    tracks: list[str] | None = None
-    sources: list[str] | None = None
-    loaded = []
-    for label, dirs in variants:
-        runs = []
-        for folder in dirs:
-            scores = _per_track(folder)
+    read = [(label, [(folder, _per_track(folder)) for folder in dirs]) for label, dirs in variants]
+    first = read[0][1][0][1]
+    tracks, sources = sorted(first), list(next(iter(first.values())))
+    metrics = set(METRICS)
+    for _, runs in read:
+        for folder, scores in runs:
             run_tracks, run_sources = sorted(scores), list(next(iter(scores.values())))
-            if tracks is None:
-                tracks, sources = run_tracks, run_sources
             if run_tracks != tracks or run_sources != sources:
                 raise TrainError(
                     f"{folder} was scored on other tracks or sources than the first run "
                     f"({len(run_tracks)} tracks, {run_sources}); compare runs scored on the same"
                 )
-            runs.append([[[scores[t][s][m] for m in METRICS] for s in sources] for t in tracks])
-        loaded.append(Variant(label, np.asarray(runs, dtype=np.float64)))
-    assert tracks is not None and sources is not None
-    return loaded, tracks, sources
+            metrics &= {
+                m for m in METRICS if all(m in s for t in tracks for s in scores[t].values())
+            }
+    kept = tuple(m for m in METRICS if m in metrics)
+    if not kept:
+        raise TrainError(f"the runs share no metric of {', '.join(METRICS)}; score them alike")
+    loaded = [
+        Variant(
+            label,
+            np.asarray(
+                [
+                    [[[s[t][src][m] for m in kept] for src in sources] for t in tracks]
+                    for _, s in runs
+                ],
+                dtype=np.float64,
+            ),
+        )
+        for label, runs in read
+    ]
+    return Scores(loaded, tracks, sources, kept)
 
 
-def _summary(scores: np.ndarray) -> np.ndarray:
+def _summary(scores: np.ndarray, metrics: tuple[str, ...]) -> np.ndarray:
     """(..., seeds, tracks, sources, metrics) -> (..., sources + 1, metrics): the seed mean
     per track, then uSDR mean and cSDR median over tracks; the last row averages sources."""
     per_track = scores.mean(axis=-4)
-    usdr = np.nanmean(per_track[..., 0], axis=-2)
-    csdr = np.nanmedian(per_track[..., 1], axis=-2)
-    table = np.stack([usdr, csdr], axis=-1)
+    over_tracks = {"usdr": np.nanmean, "csdr": np.nanmedian}
+    table = np.stack(
+        [over_tracks[m](per_track[..., k], axis=-2) for k, m in enumerate(metrics)], axis=-1
+    )
     return np.concatenate([table, table.mean(axis=-2, keepdims=True)], axis=-2)
 
 
-def bootstrap(variants: list[Variant], replicates: int, seed: int) -> dict[str, np.ndarray]:
+def check_paired(variants: list[Variant]) -> None:
+    counts = {v.label: len(v.scores) for v in variants}
+    if len(set(counts.values())) != 1 or min(counts.values()) < 2:
+        raise TrainError(
+            "--paired-seeds needs the same number of runs (2 or more, seeds in the same order) "
+            f"in every variant; got {counts}"
+        )
+
+
+def bootstrap(
+    variants: list[Variant],
+    metrics: tuple[str, ...],
+    replicates: int,
+    seed: int,
+    paired_seeds: bool = False,
+) -> dict[str, np.ndarray]:
     """Per variant: its summary, its difference to the first, and the difference's 95% CI,
     each (sources + 1, metrics); the CI as (2, sources + 1, metrics)."""
+    if paired_seeds:
+        check_paired(variants)
     rng = np.random.default_rng(seed)
     n_tracks = variants[0].scores.shape[1]
     tracks = rng.integers(0, n_tracks, size=(replicates, n_tracks))
+    n_runs = len(variants[0].scores)
+    shared = rng.integers(0, n_runs, size=(replicates, n_runs)) if paired_seeds else None
     resampled = {}
     for v in variants:
-        seeds = rng.integers(0, len(v.scores), size=(replicates, len(v.scores)))
+        seeds = (
+            shared
+            if shared is not None
+            else rng.integers(0, len(v.scores), size=(replicates, len(v.scores)))
+        )
         picked = v.scores[seeds[:, :, None], tracks[:, None, :]]  # (B, seeds, tracks, S, M)
-        resampled[v.label] = _summary(picked)
+        resampled[v.label] = _summary(picked, metrics)
     base = variants[0].label
     result: dict[str, np.ndarray] = {}
     for v in variants:
-        result[f"{v.label}:summary"] = _summary(v.scores)
+        result[f"{v.label}:summary"] = _summary(v.scores, metrics)
         result[f"{v.label}:difference"] = result[f"{v.label}:summary"] - _summary(
-            variants[0].scores
+            variants[0].scores, metrics
         )
         diffs = resampled[v.label] - resampled[base]
         result[f"{v.label}:ci"] = np.nanpercentile(diffs, [2.5, 97.5], axis=0)
     return result
 
 
-def markdown(
-    variants: list[Variant], result: dict[str, np.ndarray], sources: list[str], n_tracks: int
-) -> str:
+def markdown(scores: Scores, result: dict[str, np.ndarray], paired_seeds: bool) -> str:
+    variants = scores.variants
     base = variants[0].label
     runs = ", ".join(
         f"{v.label} ({len(v.scores)} run{'s' * (len(v.scores) > 1)})" for v in variants
     )
+    how = (
+        "over tracks and seeds, the k-th runs of all variants paired"
+        if paired_seeds
+        else ("over tracks (and each variant's seeds)")
+    )
+    silence = " An all-silent estimate scores 0 dB uSDR." if "usdr" in scores.metrics else ""
     lines = [
-        f"{n_tracks} tracks; variants {runs}. uSDR: mean over tracks; cSDR: median over tracks. "
-        f"Differences against {base}, paired per track, with 95% bootstrap intervals over tracks "
-        "(and seeds). An interval that contains 0 means no significant difference.",
+        f"{len(scores.tracks)} tracks; variants {runs}. uSDR: mean over tracks; cSDR: median "
+        f"over tracks. Differences against {base}, paired per track, with 95% bootstrap "
+        f"intervals {how}. An interval that contains 0 means no significant difference." + silence,
         "",
         "| source | metric | " + " | ".join(v.label for v in variants) + " |",
         "|---|---|" + "---:|" * len(variants),
     ]
-    for row, source in enumerate([*sources, "mean"]):
-        for col, metric in enumerate(METRICS):
+    for row, source in enumerate([*scores.sources, "mean"]):
+        for col, metric in enumerate(scores.metrics):
             cells = []
             for v in variants:
                 value = result[f"{v.label}:summary"][row, col]
@@ -157,15 +213,15 @@ def markdown(
     return "\n".join(lines) + "\n"
 
 
-def plot(
-    variants: list[Variant], result: dict[str, np.ndarray], sources: list[str], path: Path
-) -> None:
+def plot(scores: Scores, result: dict[str, np.ndarray], path: Path) -> None:
     """Differences to the first variant with their intervals, one panel per metric."""
-    others = variants[1:]
-    rows = [*sources, "mean"]
-    figure = Figure(figsize=(5 + 1.2 * len(others), 3.6), layout="constrained")
-    for col, metric in enumerate(METRICS):
-        ax = figure.add_subplot(1, len(METRICS), col + 1)
+    others = scores.variants[1:]
+    rows = [*scores.sources, "mean"]
+    figure = Figure(
+        figsize=(2.5 * len(scores.metrics) + 1.2 * len(others), 3.6), layout="constrained"
+    )
+    for col, metric in enumerate(scores.metrics):
+        ax = figure.add_subplot(1, len(scores.metrics), col + 1)
         width = 0.8 / max(len(others), 1)
         for k, v in enumerate(others):
             x = np.arange(len(rows)) + (k - (len(others) - 1) / 2) * width
@@ -174,21 +230,27 @@ def plot(
             ax.errorbar(x, diff, yerr=[diff - low, high - diff], fmt="o", capsize=3, label=v.label)
         ax.axhline(0, color="black", linewidth=0.8)
         ax.set_xticks(range(len(rows)), rows)
-        ax.set_title(f"{NAMES[metric]} difference to {variants[0].label} (dB, 95% CI)")
+        ax.set_title(f"{NAMES[metric]} difference to {scores.variants[0].label} (dB, 95% CI)")
         ax.legend(fontsize="small")
     with atomic_path(path) as temp:
         figure.savefig(temp, format="png", dpi=120)
 
 
-def compare(args: list[str], out: Path, replicates: int = 2000, seed: int = 0) -> str:
+def compare(
+    args: list[str],
+    out: Path,
+    replicates: int = 2000,
+    seed: int = 0,
+    paired_seeds: bool = False,
+) -> str:
     """Load, bootstrap, write compare.md and compare.png into `out`; return the table."""
     if replicates < 100:
         raise TrainError(f"--bootstrap needs at least 100 replicates, got {replicates}")
-    variants, tracks, sources = load_variants(parse_variants(args))
-    result = bootstrap(variants, replicates, seed)
-    text = markdown(variants, result, sources, len(tracks))
+    scores = load_variants(parse_variants(args))
+    result = bootstrap(scores.variants, scores.metrics, replicates, seed, paired_seeds)
+    text = markdown(scores, result, paired_seeds)
     out.mkdir(parents=True, exist_ok=True)
     with atomic_path(out / COMPARE_MD) as temp:
         temp.write_text(text)
-    plot(variants, result, sources, out / COMPARE_PNG)
+    plot(scores, result, out / COMPARE_PNG)
     return text

@@ -82,13 +82,22 @@ an oracle baseline (train/nmf.py) goes through the same scoring path."""
 
 
 def score_track(
-    track: Any, sources: Sequence[str], estimate: Estimator, out: Path
+    track: Any, sources: Sequence[str], estimate: Estimator, out: Path, csdr: bool = True
 ) -> dict[str, dict[str, float]]:
-    """Separate one track, write museval's JSON for it, return cSDR/uSDR per source."""
+    """Separate one track, write museval's JSON for it, return cSDR/uSDR per source.
+
+    Without `csdr` only the whole-track SDR is computed: museval's framewise bss_eval is most
+    of an eval's time (minutes for a few dozen short songs), the uSDR a few array sums.
+    """
     rate = int(track.rate)
     audio = track_audio(track, sources)
     references = audio[1:]
     estimates = estimate(audio[0], references, rate)
+    if not csdr:
+        return {
+            source: {"usdr": whole_sdr(references[i], estimates[i])}
+            for i, source in enumerate(sources)
+        }
     sdr, isr, sir, sar = frame_scores(
         references.transpose(0, 2, 1), estimates.transpose(0, 2, 1), audio[0].T, rate
     )
@@ -109,7 +118,7 @@ def summarize(per_track: dict[str, dict[str, dict[str, float]]]) -> list[dict[st
     sources = list(next(iter(per_track.values())))
     rows = []
     for source in sources:
-        csdr = np.array([scores[source]["csdr"] for scores in per_track.values()])
+        csdr = np.array([scores[source].get("csdr", np.nan) for scores in per_track.values()])
         usdr = np.array([scores[source]["usdr"] for scores in per_track.values()])
         rows.append({"source": source, "csdr": nanmedian(csdr), "usdr": float(np.mean(usdr))})
     rows.append(
@@ -123,16 +132,21 @@ def summarize(per_track: dict[str, dict[str, dict[str, float]]]) -> list[dict[st
 
 
 def markdown(rows: list[dict[str, Any]], subset: str, tracks: int, note: str = "") -> str:
-    """The summary table; `note` (one paragraph) says what produced it, e.g. an oracle."""
+    """The summary table; `note` (one paragraph) says what produced it, e.g. an oracle. A cSDR
+    that was not scored (`--usdr-only`), or only over silent references, shows as `-`."""
     lines = [
         f"{tracks} tracks of the {subset!r} subset: cSDR median of frame medians, uSDR mean.",
         "",
         *([note, ""] if note else []),
         "| source | cSDR (dB) | uSDR (dB) |",
         "|---|---:|---:|",
-        *(f"| {r['source']} | {r['csdr']:.3f} | {r['usdr']:.3f} |" for r in rows),
+        *(f"| {r['source']} | {_cell(r['csdr'])} | {_cell(r['usdr'])} |" for r in rows),
     ]
     return "\n".join(lines) + "\n"
+
+
+def _cell(value: float) -> str:
+    return "-" if np.isnan(value) else f"{value:.3f}"
 
 
 def select_tracks(tracks: list[Any], names: Sequence[str], subset: str) -> list[Any]:
@@ -178,15 +192,20 @@ def single_threaded() -> Iterator[None]:
 
 
 def score_pinned(
-    track: Any, sources: Sequence[str], estimate: Estimator, out: Path
+    track: Any, sources: Sequence[str], estimate: Estimator, out: Path, csdr: bool = True
 ) -> dict[str, dict[str, float]]:
     """`score_track` on one thread (`single_threaded`), in the parent or a worker."""
     with single_threaded():
-        return score_track(track, sources, estimate, out)
+        return score_track(track, sources, estimate, out, csdr)
 
 
 def score_all(
-    tracks: list[Any], sources: Sequence[str], estimate: Estimator, out: Path, jobs: int
+    tracks: list[Any],
+    sources: Sequence[str],
+    estimate: Estimator,
+    out: Path,
+    jobs: int,
+    csdr: bool = True,
 ) -> dict[str, dict[str, dict[str, float]]]:
     """`score_track` of each track, in the tracks' order, in `jobs` worker processes.
 
@@ -199,9 +218,9 @@ def score_all(
         raise TrainError("--jobs must be a worker count (1 or more) or negative (all CPUs); got 0")
     workers = min(effective_n_jobs(jobs), len(tracks))
     if workers <= 1:
-        results = (score_pinned(track, sources, estimate, out) for track in tracks)
+        results = (score_pinned(track, sources, estimate, out, csdr) for track in tracks)
     else:
-        tasks = (delayed(score_pinned)(track, sources, estimate, out) for track in tracks)
+        tasks = (delayed(score_pinned)(track, sources, estimate, out, csdr) for track in tracks)
         results = Parallel(n_jobs=workers, return_as="generator")(tasks)
     progress = tqdm(results, total=len(tracks), desc="eval", disable=None)
     return {track.name: scores for track, scores in zip(tracks, progress, strict=True)}
@@ -215,9 +234,10 @@ def evaluate_tracks(
     out: Path,
     note: str = "",
     jobs: int = 1,
+    csdr: bool = True,
 ) -> str:
     """Score every track; write JSON per track, summary CSV and markdown; return the markdown."""
-    per_track = score_all(tracks, sources, estimate, out, jobs)
+    per_track = score_all(tracks, sources, estimate, out, jobs, csdr)
     rows = summarize(per_track)
     (out / "per_track.json").write_text(json.dumps(per_track, indent=2) + "\n")
     with open(out / SUMMARY_CSV, "w", newline="") as handle:
@@ -239,6 +259,7 @@ def evaluate_run(
     names: Sequence[str] = (),
     jobs: int = 1,
     overlap: float = OVERLAP,
+    csdr: bool = True,
 ) -> str:
     """Score a trained model on the tracks of `subset` that `names` selects (all when empty),
     in `jobs` worker processes (see `evaluate_tracks`)."""
@@ -248,4 +269,4 @@ def evaluate_run(
     def estimate(mixture: np.ndarray, references: np.ndarray, rate: int) -> np.ndarray:
         return separate(model, mixture, rate, device, chunk_seconds, overlap)
 
-    return evaluate_tracks(tracks, model.sources, estimate, subset, out, jobs=jobs)
+    return evaluate_tracks(tracks, model.sources, estimate, subset, out, jobs=jobs, csdr=csdr)

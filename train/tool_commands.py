@@ -73,6 +73,12 @@ from train.validation import MUSDB_SUBSETS
     help="Run: tracks scored in parallel worker processes (-1: all CPUs), each with its own "
     "copy of the model; the scores are the same at any --jobs.",
 )
+@click.option(
+    "--usdr-only",
+    is_flag=True,
+    help="Run: score the whole-track SDR only, without museval's framewise cSDR (which is "
+    "most of an eval's time); per_track.json then holds uSDR alone.",
+)
 @click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True)
 @config_option(NMFConfig, "components", "--components", type=int, help="nmf: NMF components.")
 @config_option(NMFConfig, "clusters", "--clusters", type=int, help="nmf: k-means clusters.")
@@ -103,6 +109,7 @@ def eval_command(
     overlap: float,
     names: tuple[str, ...],
     jobs: int,
+    usdr_only: bool,
     device: str,
     **nmf: Any,
 ) -> None:
@@ -111,7 +118,12 @@ def eval_command(
     if baseline == "nmf":
         if run is not None:
             raise TrainError("--model nmf needs no --run: the NMF baseline trains nothing")
-        run_only = {"--tracks": bool(names), "--jobs": jobs != 1, "--overlap": overlap != OVERLAP}
+        run_only = {
+            "--tracks": bool(names),
+            "--jobs": jobs != 1,
+            "--overlap": overlap != OVERLAP,
+            "--usdr-only": usdr_only,
+        }
         given = [flag for flag, on in run_only.items() if on]
         if given:
             raise TrainError(f"{given[0]} applies to --run only; --model nmf scores every track")
@@ -132,7 +144,16 @@ def eval_command(
     out.mkdir(parents=True, exist_ok=True)
     chunk_seconds = CHUNK_SECONDS if chunk_seconds is None else chunk_seconds
     table = evaluate_run(
-        model, root, subset, out, resolve_device(device), chunk_seconds, names, jobs, overlap
+        model,
+        root,
+        subset,
+        out,
+        resolve_device(device),
+        chunk_seconds,
+        names,
+        jobs,
+        overlap,
+        csdr=not usdr_only,
     )
     click.echo(table)
 
@@ -202,11 +223,19 @@ def separate_command(
 )
 @click.option("--bootstrap", "replicates", default=2000, show_default=True, help="Replicates.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the bootstrap.")
-def compare_command(variants: tuple[str, ...], out: Path, replicates: int, seed: int) -> None:
+@click.option(
+    "--paired-seeds",
+    is_flag=True,
+    help="The k-th run of every variant shares its seed: resample seeds jointly, so what a "
+    "seed does to every variant alike cancels (all variants need the same number of runs).",
+)
+def compare_command(
+    variants: tuple[str, ...], out: Path, replicates: int, seed: int, paired_seeds: bool
+) -> None:
     """Compare eval results: paired differences with 95% bootstrap intervals.
 
     Each VARIANT is LABEL=DIR[,DIR...]: `mstrain eval` folders (or run folders with one
     eval-* folder) of one recipe, several for several seeds. The first variant is the
     reference. Example: mstrain compare base=runs/a/eval-test aug=runs/b/eval-test
     """
-    click.echo(compare(list(variants), out, replicates, seed))
+    click.echo(compare(list(variants), out, replicates, seed, paired_seeds))
