@@ -13,6 +13,7 @@ writer; its workers pass `lock_token` to `worker_hold`.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
@@ -130,6 +131,13 @@ class DatasetWriter:
         self.close()
 
     @property
+    def fingerprint(self) -> str:
+        """A digest of everything that decides item bytes (identity, stems, effect columns):
+        the proof that a sidecar (`manifests.sidecar`) was written by a run of this render."""
+        text = json.dumps(self.fixed, sort_keys=True, separators=(",", ":"))
+        return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+    @property
     def stem_names(self) -> list[str]:
         return self.fixed["stems"]
 
@@ -194,9 +202,14 @@ class DatasetWriter:
 
     def done_item_ids(self) -> set[str]:
         """Item ids already in the folded tables or in finished parts."""
-        done: set[str] = set()
+        return set(self.done_roles())
+
+    def done_roles(self) -> dict[str, str]:
+        """Item id -> role (`train`, `valid`) of every item in the tables or finished parts."""
+        done: dict[str, str] = {}
         for path in self._item_files():
-            done.update(pq.read_table(path, columns=["item_id"]).column(0).to_pylist())
+            table = pq.read_table(path, columns=["item_id", "role"])
+            done.update(zip(*(table.column(i).to_pylist() for i in (0, 1)), strict=True))
         return done
 
     def _item_files(self) -> list[Path]:
