@@ -3,7 +3,9 @@
 Items go to joblib workers in batches; each worker opens the sources once (cached per
 process), plans its items (drawn from their seeds, or replayed from a recipe's rows), renders
 them (`augment.item`), writes their audio atomically and returns the manifest rows. The
-parent alone writes manifest parts (`augment.writing`), so rows never interleave.
+parent alone writes manifest parts (`augment.writing`), so rows never interleave. Each finished
+item also gets its rows as a sidecar in its folder (`manifests.sidecar`), so an item whose batch
+never reaches the parent is folded in later instead of rendered again (`augment.leftovers`).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from augment.settings import RenderSettings
 from augment.sources import SourceRoot
 from manifests.lock import worker_hold
 from manifests.records import ItemRecord, StemRecord
+from manifests.sidecar import write_rows
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,8 @@ class Job:
     out: str
     lock_token: str
     parent_pid: int | None
+    fingerprint: str
+    """The writer's `fingerprint`, written into each item's sidecar."""
 
     @property
     def part(self) -> str:
@@ -59,14 +64,16 @@ class Job:
         """Render every planned item. Each kind of job has a `suitability` (a property of a
         DrawJob's config, a field of a ReplayJob: a property here would shadow the field)."""
         items, stems, failed, rejected = [], [], {}, Counter()
+        out = Path(self.out)
         for plan, audio in self.plans(sources, failed, rejected):
             item, item_stems = render_item(
                 plan,
                 audio,
                 self.settings,
-                self.suitability,
-                Path(self.out),  # type: ignore[attr-defined]
+                self.suitability,  # type: ignore[attr-defined]
+                out,
             )
+            write_rows(out, self.fingerprint, item, item_stems)  # last: the item is whole
             items.append(item)
             stems.extend(item_stems)
         return {"items": items, "stems": stems, "failed": failed, "rejected": rejected}

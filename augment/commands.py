@@ -59,16 +59,23 @@ def _print_summary(summary: RenderSummary, command: str, replayed: bool = False)
     if summary.interrupted:
         signum = getattr(signal, summary.interrupted)
         click.echo(
-            f"interrupted by {summary.interrupted}: {summary.total_items} of "
+            f"interrupted by {summary.interrupted}: {summary.skipped + summary.rendered} of "
             f"{summary.requested} items are in {summary.out}, a valid dataset (`msaug verify` "
             f"passes); resume with: {command}",
             err=True,
         )
         sys.exit(128 + signum)
+    folded = (
+        f"; {summary.folded} finished item folders that no manifest part listed were folded "
+        "in, not rendered again"
+        if summary.folded
+        else ""
+    )
+    beyond = f" ({summary.requested} requested)" if summary.present > summary.requested else ""
     click.echo(
         f"{'rebuilt' if replayed else 'rendered'} {summary.rendered} items "
-        f"({summary.skipped} already done) in {summary.seconds:.1f} s -> {summary.out}\n"
-        f"dataset: {summary.total_items - summary.valid_songs} items and "
+        f"({summary.skipped} already done) in {summary.seconds:.1f} s -> {summary.out}{folded}\n"
+        f"dataset: {summary.present} items{beyond} and "
         f"{summary.valid_songs} validation songs, {summary.hours:.2f} h of mixtures, "
         f"{summary.bytes / 1e6:.1f} MB" + ("" if replayed else f", {summary.attempts} draws")
     )
@@ -76,7 +83,7 @@ def _print_summary(summary: RenderSummary, command: str, replayed: bool = False)
         return
     rejected = ", ".join(f"{k} {v}" for k, v in summary.rejected.most_common()) or "none"
     click.echo(f"rejected draws by stem:reason: {rejected}")
-    if summary.total_items - summary.valid_songs == 0:
+    if summary.present == 0:
         raise SourceError(
             "no item could be drawn: every segment was rejected as silent; check the sources "
             "or relax [suitability] in --config"

@@ -6,9 +6,6 @@ row enough to rebuild its files byte for byte.
 
 from __future__ import annotations
 
-import re
-import shutil
-from collections.abc import Collection
 from pathlib import Path
 
 import numpy as np
@@ -30,28 +27,6 @@ CLIP_LIMIT = 0.98
 
 def item_id(index: int) -> str:
     return f"{index:07d}"
-
-
-_ITEM_FOLDER = re.compile(r"\d{7,}")
-
-
-def remove_unlisted_items(out: Path, listed: Collection[str]) -> int:
-    """Remove rendered item folders whose batch never reached the manifest; returns how many.
-
-    A batch killed mid-way (Ctrl-C, SIGKILL) can leave some of its items complete on disk
-    without rows. Rendering is deterministic, so they are rendered again, byte for byte, by
-    this run or the next. Only folders named like rendered items are touched: validation
-    songs and anything else a user put there stay.
-    """
-    folder = out / SUBSET
-    stale = [
-        p
-        for p in (folder.iterdir() if folder.is_dir() else [])
-        if p.is_dir() and _ITEM_FOLDER.fullmatch(p.name) and p.name not in listed
-    ]
-    for path in stale:
-        shutil.rmtree(path)
-    return len(stale)
 
 
 def render_item(

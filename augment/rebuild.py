@@ -23,7 +23,8 @@ from tqdm import tqdm
 from augment.batches import Job, ReplayJob
 from augment.config import Suitability
 from augment.identity import library_versions, provenance, source_listing
-from augment.item import item_id, remove_unlisted_items
+from augment.item import item_id
+from augment.leftovers import Leftovers
 from augment.preflight import check_disk, size_text
 from augment.recipe import Recipe, refuse_mismatch, source_differences
 from augment.rerender import library_drift
@@ -161,10 +162,13 @@ def rebuild_dataset(
             effect_columns=recipe.dataset.header["effect_columns"],
             lock=lock,
         )
+        leftovers = Leftovers(settings, frozenset(i.item_id for i, _ in train))
         done = writer.done_item_ids()
+        settled = leftovers.settle(writer, done)  # left by a run stopped mid-batch
+        done.update(settled.folded)
         todo = [(i, s) for i, s in mine if i.item_id not in done]
         summary = RenderSummary(out=out, skipped=len(mine) - len(todo), requested=len(mine))
-        summary.removed = remove_unlisted_items(out, done)
+        summary.folded, summary.removed = len(settled.folded), settled.removed
         files_of = {(t.subset, t.name): set(source_files(t)) for t in tracks}
         compare = _Comparison(all_rows, files_of, set(differing), drift)
         suitability = Suitability(**recipe.identity["config"]["suitability"])
@@ -185,13 +189,24 @@ def rebuild_dataset(
                 str(out),
                 writer.lock_token,
                 os.getpid() if backend == "loky" else None,
+                writer.fingerprint,
                 suitability,
                 scheme,
                 tuple(todo[i : i + batch_size]),
             )
             for i in range(0, len(todo), batch_size)
         ]
-        run_jobs(jobs_list, writer, summary, jobs, backend, scheduler, progress, compare.batch)
+        run_jobs(
+            jobs_list,
+            writer,
+            summary,
+            leftovers,
+            jobs,
+            backend,
+            scheduler,
+            progress,
+            compare.batch,
+        )
         finish(writer, summary, started)
     finally:
         lock.release()

@@ -19,7 +19,8 @@ from augment.config import RenderConfig, load_config, parse_mode
 from augment.effects import effect_columns
 from augment.errors import ConfigError, SourceError
 from augment.identity import identity, provenance, source_listing
-from augment.item import item_id, remove_unlisted_items
+from augment.item import item_id
+from augment.leftovers import Leftovers
 from augment.preflight import check_disk, size_text
 from augment.settings import RenderSettings, check_settings
 from augment.sources import SourceRoot, Track
@@ -70,7 +71,8 @@ def render_dataset(
     valid_tracks: tuple[str, ...] = (),
     valid_count: int | None = None,
 ) -> RenderSummary:
-    """Render items 0..n-1 into `out`, resuming whatever an earlier run finished.
+    """Render items 0..n-1 into `out`, resuming whatever an earlier run finished (finished
+    items no part lists are folded in, also beyond a smaller `n`: `augment.leftovers`).
 
     `shard=(k, m)` renders only the items i with i % m == k, with the same seeds as a single
     run, so m machines with no scheduler produce disjoint parts that `msaug merge` joins.
@@ -109,10 +111,13 @@ def render_dataset(
             effect_columns=effect_columns(),
             lock=lock,
         )
+        leftovers = Leftovers(settings)
         done = writer.done_item_ids()
+        settled = leftovers.settle(writer, done)  # left by a run stopped mid-batch
+        done.update(settled.folded)
         todo = [i for i in mine if item_id(i) not in done]
         summary = RenderSummary(out=out, skipped=len(mine) - len(todo), requested=len(mine))
-        summary.removed = remove_unlisted_items(out, done)  # left by a run killed mid-batch
+        summary.folded, summary.removed = len(settled.folded), settled.removed
         if shard[0] == 0:
             write_valid_part(writer, sources, settings, config.suitability, done)
         need = check_disk(out, len(todo), settings, force or fresh)
@@ -129,6 +134,7 @@ def render_dataset(
                 str(out),
                 writer.lock_token,
                 os.getpid() if backend == "loky" else None,
+                writer.fingerprint,
                 config,
                 weights,
                 keys,
@@ -136,7 +142,7 @@ def render_dataset(
             )
             for i in range(0, len(todo), batch_size)
         ]
-        run_jobs(jobs_list, writer, summary, jobs, backend, scheduler, progress)
+        run_jobs(jobs_list, writer, summary, leftovers, jobs, backend, scheduler, progress)
         finish(writer, summary, started)
         return summary
     finally:

@@ -23,16 +23,21 @@ from augment.backends import execution_backend
 from augment.batches import Job, run_batches
 from augment.errors import ConfigError
 from augment.interrupts import Interrupted, StopFlag, stop_on_signals
-from augment.item import remove_unlisted_items
+from augment.leftovers import Leftovers
 from augment.preflight import disk_full
 from manifests import DatasetWriter
+from manifests.schema import item_dir
+from manifests.sidecar import drop_rows
 
 
 @dataclass
 class RenderSummary:
     out: Path
     rendered: int = 0
+    """Items rendered by this run and now in the manifest (also those whose batch never
+    reached the parent, folded in after a signal)."""
     skipped: int = 0
+    """Items of this run already done when it started (listed, or folded in then)."""
     total_items: int = 0
     hours: float = 0.0
     bytes: int = 0
@@ -48,6 +53,15 @@ class RenderSummary:
     """The signal that stopped the run (SIGINT, SIGTERM), or None if it ran to the end."""
     removed: int = 0
     """Item folders of unfinished batches that were removed (they are rendered again)."""
+    folded: int = 0
+    """Finished item folders of an earlier run that no part listed, proven by their sidecars
+    and folded in when this run started (`augment.leftovers`), beyond a smaller --n too."""
+
+    @property
+    def present(self) -> int:
+        """Rendered items in the dataset (validation songs left out); may exceed `requested`
+        when an earlier run with a larger --n left finished items."""
+        return self.total_items - self.valid_songs
 
 
 def check_run_options(jobs: int, batch_size: int, shard: tuple[int, int]) -> None:
@@ -90,6 +104,8 @@ def _write_results(
             if result is None:
                 return
             writer.write_part(result["part"], result["items"], result["stems"])
+            for item in result["items"]:  # the rows are in a part: the sidecars are done
+                drop_rows(writer.root / item_dir(item.subset, item.item_id))
             summary.rendered += len(result["items"])
             summary.rejected.update(result["rejected"])
             summary.failed.update(result["failed"])
@@ -120,6 +136,7 @@ def run_jobs(
     jobs_list: list[Job],
     writer: DatasetWriter,
     summary: RenderSummary,
+    leftovers: Leftovers,
     jobs: int,
     backend: str,
     scheduler: str | None,
@@ -127,8 +144,9 @@ def run_jobs(
     check: Callable[[dict[str, Any], tqdm], None] | None = None,
 ) -> None:
     """Run the batches on `backend` and write their parts (`check` sees each batch's rows as
-    it lands); after a signal, the backend is down before unfinished item folders are
-    removed, so no worker writes any more."""
+    it lands). After a signal the backend is down (joblib has killed the workers of
+    unfinished batches) before the item folders no part lists are settled: the finished items
+    of those batches are folded in, the unfinished ones removed."""
     total = sum(job.size for job in jobs_list)
     bar = tqdm(total=total, desc="rendering", unit="item", disable=not progress or not total)
     with execution_backend(backend, scheduler), stop_on_signals() as stop:
@@ -136,7 +154,9 @@ def run_jobs(
         _write_results(results, writer, summary, stop, bar, effective_n_jobs(jobs), check)
     if summary.interrupted:
         writer.remove_temp_files()
-        summary.removed += remove_unlisted_items(writer.root, writer.done_item_ids())
+        settled = leftovers.settle(writer, writer.done_item_ids())
+        summary.rendered += len(settled.folded)
+        summary.removed += settled.removed
     bar.close()
 
 
@@ -144,10 +164,13 @@ def finish(writer: DatasetWriter, summary: RenderSummary, started: float) -> Non
     """Fold the parts into the tables and fill in the summary's totals."""
     summary.seconds = time.perf_counter() - started
     failed = {str(k): v for k, v in sorted(summary.failed.items())}
+    present = sum(role == "train" for role in writer.done_roles().values())
     items, stems = writer.finalize(
         failed_items=failed,
         last_run={
             "requested": summary.requested,
+            "present": present,
+            "folded": summary.folded,
             "interrupted": summary.interrupted,
             "rendered": summary.rendered,
             "rejected_draws": dict(summary.rejected),

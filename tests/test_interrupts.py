@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 from sources_factory import make_source_root
 
-from augment.item import remove_unlisted_items
 from manifests import Dataset
 from manifests.schema import PARTS_DIR
 from manifests.verify import verify
@@ -124,13 +123,3 @@ def test_workers_stop_when_the_parent_is_killed(long_sources, reference, tmp_pat
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()} == files
     subprocess.run(command, check=True)
     assert Dataset.open(out).header["digest"] == reference and verify(out).ok
-
-
-def test_only_unlisted_rendered_item_folders_are_removed(tmp_path):
-    for name in ("0000001", "0000002", "Some Song - Title", "12345678"):
-        (tmp_path / "train" / name).mkdir(parents=True)
-    assert remove_unlisted_items(tmp_path, {"0000001"}) == 2
-    assert sorted(p.name for p in (tmp_path / "train").iterdir()) == [
-        "0000001",
-        "Some Song - Title",
-    ]
