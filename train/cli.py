@@ -139,7 +139,9 @@ def train_config(options: dict[str, Any]) -> TrainConfig:
     "valid_root",
     "--valid-root",
     type=click.Path(path_type=Path),
-    help="MUSDB18 root for validation; default: held-out rendered items.",
+    help="MUSDB18 root for validation.  [default: the dataset's validation songs (real, "
+    "unaugmented); for a song root, musdb's validation split; held-out rendered items "
+    "(--valid-fraction) only for a dataset without validation songs]",
 )
 @config_option(
     DataConfig,
@@ -153,7 +155,9 @@ def train_config(options: dict[str, Any]) -> TrainConfig:
     "valid_fraction",
     "--valid-fraction",
     type=float,
-    help="Fraction of rendered items held out when there is no --valid-root.",
+    help="Fraction of rendered items held out for validation when neither --valid-root nor "
+    "the dataset's own validation songs are there (in-distribution: augmented items of the "
+    "training songs).",
 )
 @config_option(
     DataConfig,
@@ -226,6 +230,15 @@ def train_config(options: dict[str, Any]) -> TrainConfig:
     "--max-minutes",
     type=float,
     help="Stop after the epoch that ends past this wall-clock budget.",
+)
+@config_option(
+    LoopConfig,
+    "valid_sdr",
+    "--valid-sdr",
+    is_flag=True,
+    show_default=False,
+    help="Also score each validation track's uSDR every epoch (log.csv's valid_usdr); costs "
+    "one more forward pass over the validation songs.",
 )
 @click.option(
     "--out",

@@ -78,6 +78,8 @@ class LoopConfig:
     seed: int = 0
     max_minutes: float | None = None
     resume: bool = False
+    valid_sdr: bool = False
+    """Also score each validation track's uSDR every epoch (`train.epochs.validate`)."""
 
 
 @dataclass

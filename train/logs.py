@@ -13,7 +13,8 @@ from typing import Any
 
 from manifests.files import atomic_path
 
-COLUMNS = ("epoch", "train_loss", "valid_loss", "lr", "silent_skipped", "seconds")
+COLUMNS = ("epoch", "train_loss", "valid_loss", "valid_usdr", "lr", "silent_skipped", "seconds")
+"""`valid_usdr` is empty unless the run was trained with `--valid-sdr`."""
 CSV_NAME = "log.csv"
 PLOT_NAME = "loss.png"
 TENSORBOARD_DIR = "tensorboard"
@@ -28,8 +29,9 @@ class RunLog:
 
     def epoch(self, history: list[dict[str, Any]]) -> None:
         row = history[-1]
-        for key in ("train_loss", "valid_loss", "lr"):
-            self.board.add_scalar(key, row[key], row["epoch"])
+        for key in ("train_loss", "valid_loss", "valid_usdr", "lr"):
+            if key in row:
+                self.board.add_scalar(key, row[key], row["epoch"])
         self.board.flush()
         self.write_csv(history)
 

@@ -15,10 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from manifests import STEM_NAMES
@@ -27,6 +25,7 @@ from train.audio import keep_freed_memory
 from train.batch_resample import BatchResampler
 from train.config import ModelConfig, TrainConfig, with_recipe
 from train.data import crop_rate, make_loaders, set_epoch, training_counts
+from train.epochs import train_one_epoch, validate
 from train.errors import TrainError
 from train.logs import RunLog
 from train.models import MODELS
@@ -52,62 +51,6 @@ class TrainingLoss(nn.Module):
 
     def forward(self, mix: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         return self.model.training_loss(mix, targets)
-
-
-def train_one_epoch(
-    step: nn.Module,
-    loader: DataLoader,
-    optimizer: torch.optim.Optimizer,
-    scaler: torch.amp.GradScaler,
-    device: torch.device,
-    clip: float,
-    resample: BatchResampler,
-    show_progress: bool = True,
-) -> tuple[float, int, int]:
-    """Summed loss (x crops), crops and silent-target redraws; mixed precision on CUDA.
-    Batches reach the model's rate through `resample` (the identity unless left to the
-    device)."""
-    step.train()
-    total, count, skipped = 0.0, 0, 0
-    batches = tqdm(loader, desc="train", leave=False, disable=None if show_progress else True)
-    for mix, targets, silent_skipped in batches:
-        skipped += silent_skipped
-        mix = resample(mix.to(device, non_blocking=True))
-        targets = resample(targets.to(device, non_blocking=True))
-        optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(device.type, enabled=scaler.is_enabled()):
-            loss = step(mix, targets)
-        scaler.scale(loss).backward()
-        scaler.unscale_(optimizer)
-        nn.utils.clip_grad_norm_(step.parameters(), clip)
-        scaler.step(optimizer)
-        scaler.update()
-        total += loss.item() * len(mix)
-        count += len(mix)
-    return total, count, skipped
-
-
-def chunks(audio: torch.Tensor, frames: int) -> torch.Tensor:
-    """(..., time) -> (pieces, ..., frames): consecutive pieces, the last one zero-padded."""
-    padded = F.pad(audio, (0, -audio.shape[-1] % frames))
-    return padded.unfold(-1, frames, frames).movedim(-2, 0)
-
-
-@torch.no_grad()
-def evaluate(
-    model: SeparationModel, loader: DataLoader, frames: int, batch_size: int, device: torch.device
-) -> tuple[float, int]:
-    """Summed loss (x pieces) and pieces, over every `frames`-long piece of every track."""
-    model.eval()
-    total, count = 0.0, 0
-    for mix, targets in loader:
-        mix_parts, target_parts = (chunks(x, frames).split(batch_size) for x in (mix, targets))
-        pieces = zip(mix_parts, target_parts, strict=True)
-        for mix_part, target_part in pieces:
-            loss = model.training_loss(mix_part.to(device), target_part.to(device))
-            total += loss.item() * len(mix_part)
-            count += len(mix_part)
-    return total, count
 
 
 def new_model(config: ModelConfig, target: str, mono: bool, data_rate: int) -> SeparationModel:
@@ -261,9 +204,9 @@ def fit(config: TrainConfig, command: str) -> list[dict[str, Any]]:
             resample,
             process.is_main,
         )
-        sums += evaluate(model, valid_loader, frames, loop.batch_size, device)
-        train_total, crops, silent_skipped, valid_total, pieces = distributed.sum_over_processes(
-            list(sums), process, device
+        checked = validate(model, valid_loader, frames, loop.batch_size, device, loop.valid_sdr)
+        train_total, crops, silent_skipped, valid_total, pieces, usdr, scores = (
+            distributed.sum_over_processes([*sums, *checked.as_list()], process, device)
         )
         lr = scheduler.get_last_lr()[0]
         scheduler.step()
@@ -271,15 +214,17 @@ def fit(config: TrainConfig, command: str) -> list[dict[str, Any]]:
             "epoch": epoch,
             "train_loss": train_total / crops,
             "valid_loss": valid_total / pieces,
+            **({"valid_usdr": usdr / scores} if scores else {}),
             "lr": lr,
             "silent_skipped": int(silent_skipped),
             "seconds": time.monotonic() - epoch_start,
         }
         progress["history"].append(row)
         skipped = f", {row['silent_skipped']} silent crops redrawn" if silent_skipped else ""
+        measured = f" (uSDR {row['valid_usdr']:.2f} dB)" if scores else ""
         say(
-            f"epoch {epoch}: train {row['train_loss']:.6g} valid {row['valid_loss']:.6g} "
-            f"({row['seconds']:.1f} s{skipped})"
+            f"epoch {epoch}: train {row['train_loss']:.6g} valid {row['valid_loss']:.6g}"
+            f"{measured} ({row['seconds']:.1f} s{skipped})"
         )
         improved = row["valid_loss"] < progress["best_score"]
         if improved:
