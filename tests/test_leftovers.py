@@ -364,3 +364,13 @@ def test_only_item_folders_are_looked_at(source_root, tmp_path):
     names = sorted(p.name for p in (out / "train").iterdir())
     assert "0000001" not in names and "0000002" not in names
     assert {"0000000", "0000009", "12345", "Some Song - Title"} <= set(names)
+
+
+def test_musdb_reads_a_folder_with_sidecars_as_before(crashed):
+    """Sidecars are hidden files inside item folders: musdb sees the same tracks and stems."""
+    import musdb
+
+    tracks = musdb.DB(str(crashed), is_wav=True, subsets="train").tracks
+    assert len(tracks) == N + 1  # the eight items (four of them with sidecars) and the song
+    assert all(sorted(t.sources) == ["bass", "drums", "other", "vocals"] for t in tracks)
+    assert (crashed / "train" / "0000004" / ROWS_FILE).exists()
