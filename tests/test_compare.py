@@ -115,6 +115,46 @@ def test_usdr_only_evals_are_compared_on_usdr(tmp_path, base):
     assert low < 1.0 < high and abs(diff - 1.0) < 0.2
 
 
+def test_paired_seeds_refuse_runs_listed_out_of_seed_order(tmp_path, base):
+    def run(name: str, seed: int):
+        folder = _eval_dir(tmp_path / name, base, seed=seed)
+        (folder / "eval.json").write_text(json.dumps({"run": name, "seed": seed}))
+        return folder
+
+    a = [run("a0", 0), run("a1", 1)]
+    b = [run("b1", 1), run("b0", 0)]
+    args = ["a=" + ",".join(map(str, a)), "b=" + ",".join(map(str, b))]
+    with pytest.raises(TrainError, match="different seeds"):
+        compare(args, tmp_path / "out", paired_seeds=True)
+    compare(args, tmp_path / "out")  # unpaired, the order does not matter
+    args[1] = "b=" + ",".join(map(str, reversed(b)))
+    compare(args, tmp_path / "out", paired_seeds=True)
+
+
+@pytest.mark.parametrize(
+    ("content", "args"),
+    [
+        pytest.param(None, ["a=", "b={good}"], id="a variant without folders"),
+        pytest.param(None, ["={good}", "b={good}"], id="a variant without label"),
+        pytest.param("{}", ["a={good}", "b={bad}"], id="no tracks"),
+        pytest.param("[]", ["a={good}", "b={bad}"], id="a list"),
+        pytest.param('{"T": {"vocals": {"usdr": "x"}}}', ["a={good}", "b={bad}"], id="text"),
+        pytest.param('{"T": {"vocals": 3}}', ["a={good}", "b={bad}"], id="no metrics"),
+        pytest.param('{"T": {}}', ["a={good}", "b={bad}"], id="no sources"),
+    ],
+)
+def test_bad_score_files_are_one_line(tmp_path, base, content, args):
+    good = _eval_dir(tmp_path / "good", base)
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    if content is not None:
+        (bad / "per_track.json").write_text(content)
+    argv = [a.format(good=good, bad=bad) for a in args]
+    result = CliRunner().invoke(main, ["compare", *argv, "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2, result.output
+    assert len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output
+
+
 def test_runs_on_different_tracks_are_refused(tmp_path, base):
     a = _eval_dir(tmp_path / "a", base)
     b = _eval_dir(tmp_path / "b", base[:-1])

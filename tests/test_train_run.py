@@ -112,6 +112,23 @@ def test_early_stop_after_patience(data, tmp_path):
     assert len(valid) == int(np.argmin(valid)) + 1 + 2 < 9
 
 
+def test_the_run_logs_valid_usdr_only_when_asked(data, tmp_path):
+    runs = {}
+    for name, extra in (("plain", []), ("sdr", ["--valid-sdr"])):
+        out = tmp_path / name
+        result = mstrain("--data", data, "--out", out, "--epochs", 2, *TINY, *extra)
+        assert result.exit_code == 0, result.output
+        with open(out / "log.csv", newline="") as handle:
+            runs[name] = list(csv.DictReader(handle))
+        assert ("dB)" in result.output) == bool(extra)
+    assert all(row["valid_usdr"] == "" for row in runs["plain"])
+    assert all(math.isfinite(float(row["valid_usdr"])) for row in runs["sdr"])
+    # the extra pass changes nothing else: same crops, same losses
+    for plain, sdr in zip(runs["plain"], runs["sdr"], strict=True):
+        assert plain["train_loss"] == sdr["train_loss"]
+        assert plain["valid_loss"] == sdr["valid_loss"]
+
+
 def test_eval_writes_museval_json_and_summary(run, musdb_root, tmp_path):
     result = mstrain("eval", "--run", run, "--root", musdb_root, "--out", tmp_path)
     assert result.exit_code == 0, result.output
@@ -140,6 +157,13 @@ def test_eval_usdr_only_gives_the_same_usdr_without_museval(run, musdb_root, tmp
         for track, sources in reference.items()
     }
     assert "| mean | - |" in result.output
+    assert json.loads((full / "eval.json").read_text()) == {
+        "run": str(run),
+        "seed": 0,
+        "usdr_only": False,
+    }
+    assert mstrain("eval", "--run", run, "--root", musdb_root, "--out", full, "--usdr-only")
+    assert not list((full / "test").glob("*.json"))  # no frames of an earlier eval left
     bad = mstrain("eval", "--model", "nmf", "--root", musdb_root, "--usdr-only")
     assert bad.exit_code == 2 and "--usdr-only applies to --run only" in bad.output
 

@@ -1,18 +1,15 @@
-"""`mstrain --valid-sdr`: each validation track's uSDR every epoch, as `mstrain eval` scores it."""
+"""`mstrain --valid-sdr`: each validation track's uSDR every epoch, as `mstrain eval` scores it
+(the run itself: tests/test_train_run.py)."""
 
 from __future__ import annotations
 
-import csv
 import math
 
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
-from factory import make_dataset
 from torch.utils.data import DataLoader
 
-from train.cli import main
 from train.epochs import track_usdr, validate
 from train.evaluate import whole_sdr
 from train.models.unet import UNet
@@ -20,11 +17,6 @@ from train.models.unet import UNet
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 SR = 8000
-TINY = [
-    "--segment", "0.5", "--batch-size", "2", "--workers", "0", "--valid-fraction", "0.25",
-    "--model-arg", f"sample_rate={SR}", "--model-arg", "widths=[4,8,16]",
-    "--model-arg", "bottleneck=16",
-]  # fmt: skip
 
 
 def _tracks(count: int = 2, seconds: float = 1.3) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -68,23 +60,3 @@ def test_a_silent_model_scores_zero_and_pieces_join_back_to_the_track():
             expected += float(track_usdr(sources, joined[..., : mix.shape[-1]]).sum())
     assert sums.usdr == pytest.approx(expected, abs=1e-6)
     assert validate(model, loader, frames, 2, torch.device("cpu")).scores == 0
-
-
-def test_the_run_logs_valid_usdr_only_when_asked(tmp_path):
-    data = make_dataset(tmp_path / "data", 8, 1.0, SR)
-    runs = {}
-    for name, extra in (("plain", []), ("sdr", ["--valid-sdr"])):
-        out = tmp_path / name
-        result = CliRunner().invoke(
-            main, ["--data", str(data), "--out", str(out), "--epochs", "2", *TINY, *extra]
-        )
-        assert result.exit_code == 0, result.output
-        with open(out / "log.csv", newline="") as handle:
-            runs[name] = list(csv.DictReader(handle))
-        assert ("dB)" in result.output) == bool(extra)
-    assert all(row["valid_usdr"] == "" for row in runs["plain"])
-    assert all(math.isfinite(float(row["valid_usdr"])) for row in runs["sdr"])
-    # the extra pass changes nothing else: same crops, same losses
-    for plain, sdr in zip(runs["plain"], runs["sdr"], strict=True):
-        assert plain["train_loss"] == sdr["train_loss"]
-        assert plain["valid_loss"] == sdr["valid_loss"]

@@ -20,6 +20,7 @@ tracks' difficulty does. Evals made with `--usdr-only` are compared on uSDR alon
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +31,9 @@ from manifests.files import atomic_path
 from train.errors import TrainError
 
 PER_TRACK = "per_track.json"
+EVAL_JSON = "eval.json"
+"""What `mstrain eval` scored: the run folder and its training seed (`--paired-seeds` checks
+that the k-th runs share it)."""
 METRICS = ("usdr", "csdr")
 NAMES = {"usdr": "uSDR", "csdr": "cSDR"}
 COMPARE_MD = "compare.md"
@@ -53,22 +57,67 @@ class Scores:
     tracks: list[str]
     sources: list[str]
     metrics: tuple[str, ...]
+    seeds: dict[str, list[int | None]]
+    """Each variant's runs' training seeds, where their evals recorded them."""
 
 
-def _per_track(path: Path) -> dict[str, dict[str, dict[str, float]]]:
-    """The scores of an eval folder, or of a run folder holding exactly one eval-* folder."""
-    candidates = [path / PER_TRACK] if (path / PER_TRACK).is_file() else []
-    candidates = candidates or sorted(path.glob(f"eval-*/{PER_TRACK}"))
+def _eval_folder(path: Path) -> Path:
+    """`path` if it is an eval folder, or the one eval-* folder of a run folder."""
+    if (path / PER_TRACK).is_file():
+        return path
+    candidates = sorted(path.glob(f"eval-*/{PER_TRACK}"))
     if len(candidates) != 1:
         found = "none" if not candidates else ", ".join(str(c.parent) for c in candidates)
         raise TrainError(
             f"{path} needs exactly one {PER_TRACK} (an `mstrain eval` folder, or a run with one "
             f"eval-* folder); found {found}"
         )
+    return candidates[0].parent
+
+
+def _per_track(folder: Path) -> dict[str, dict[str, dict[str, float]]]:
+    """An eval folder's scores, checked for the shape `mstrain eval` writes: a non-empty
+    object of tracks, each an object of sources, each an object of metrics with numbers
+    (null for a score museval could not give)."""
+    path = folder / PER_TRACK
     try:
-        return json.loads(candidates[0].read_text())
+        scores = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
-        raise TrainError(f"{candidates[0]} is not readable JSON ({exc})") from None
+        raise TrainError(f"{path} is not readable JSON ({exc})") from None
+    shaped = (
+        isinstance(scores, dict)
+        and scores
+        and all(isinstance(by_source, dict) and by_source for by_source in scores.values())
+        and all(
+            isinstance(metrics, dict)
+            and all(
+                value is None or (isinstance(value, int | float) and not isinstance(value, bool))
+                for value in metrics.values()
+            )
+            for by_source in scores.values()
+            for metrics in by_source.values()
+        )
+    )
+    if not shaped:
+        raise TrainError(
+            f"{path} is not an `mstrain eval` result (tracks -> sources -> metrics -> numbers); "
+            "score the run again with mstrain eval"
+        )
+    return {
+        track: {
+            source: {m: math.nan if v is None else float(v) for m, v in metrics.items()}
+            for source, metrics in by_source.items()
+        }
+        for track, by_source in scores.items()
+    }
+
+
+def _seed(folder: Path) -> int | None:
+    """The training seed `mstrain eval` recorded for its run (None for older evals)."""
+    try:
+        return json.loads((folder / EVAL_JSON).read_text())["seed"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def parse_variants(args: list[str]) -> list[tuple[str, list[Path]]]:
@@ -76,7 +125,10 @@ def parse_variants(args: list[str]) -> list[tuple[str, list[Path]]]:
     variants = []
     for arg in args:
         label, _, dirs = arg.rpartition("=") if "=" in arg else (Path(arg).as_posix(), "", arg)
-        variants.append((label, [Path(d) for d in dirs.split(",") if d]))
+        folders = [Path(d) for d in dirs.split(",") if d]
+        if not label or not folders:
+            raise TrainError(f"variant {arg!r} needs LABEL=DIR[,DIR...] with a label and a folder")
+        variants.append((label, folders))
     if len(variants) < 2:
         raise TrainError("compare needs at least two variants (LABEL=DIR[,DIR...] each)")
     labels = [label for label, _ in variants]
@@ -87,7 +139,8 @@ def parse_variants(args: list[str]) -> list[tuple[str, list[Path]]]:
 
 def load_variants(variants: list[tuple[str, list[Path]]]) -> Scores:
     """The score arrays, refusing runs scored on different tracks or sources."""
-    read = [(label, [(folder, _per_track(folder)) for folder in dirs]) for label, dirs in variants]
+    folders = [(label, [_eval_folder(d) for d in dirs]) for label, dirs in variants]
+    read = [(label, [(f, _per_track(f)) for f in dirs]) for label, dirs in folders]
     first = read[0][1][0][1]
     tracks, sources = sorted(first), list(next(iter(first.values())))
     metrics = set(METRICS)
@@ -118,7 +171,8 @@ def load_variants(variants: list[tuple[str, list[Path]]]) -> Scores:
         )
         for label, runs in read
     ]
-    return Scores(loaded, tracks, sources, kept)
+    seeds = {label: [_seed(f) for f in dirs] for label, dirs in folders}
+    return Scores(loaded, tracks, sources, kept, seeds)
 
 
 def _summary(scores: np.ndarray, metrics: tuple[str, ...]) -> np.ndarray:
@@ -132,13 +186,23 @@ def _summary(scores: np.ndarray, metrics: tuple[str, ...]) -> np.ndarray:
     return np.concatenate([table, table.mean(axis=-2, keepdims=True)], axis=-2)
 
 
-def check_paired(variants: list[Variant]) -> None:
-    counts = {v.label: len(v.scores) for v in variants}
+def check_paired(scores: Scores) -> None:
+    """Pairing is by position: the k-th runs must share their seed. Where the evals recorded
+    the seeds, a mismatch (runs listed in another order) is refused."""
+    counts = {v.label: len(v.scores) for v in scores.variants}
     if len(set(counts.values())) != 1 or min(counts.values()) < 2:
         raise TrainError(
             "--paired-seeds needs the same number of runs (2 or more, seeds in the same order) "
             f"in every variant; got {counts}"
         )
+    for k, column in enumerate(zip(*scores.seeds.values(), strict=True)):
+        known = {seed for seed in column if seed is not None}
+        if len(known) > 1:
+            listed = ", ".join(f"{label}: {seeds[k]}" for label, seeds in scores.seeds.items())
+            raise TrainError(
+                f"--paired-seeds pairs the runs in the order given, but run {k + 1} of each "
+                f"variant was trained with different seeds ({listed}); list them in seed order"
+            )
 
 
 def bootstrap(
@@ -150,8 +214,6 @@ def bootstrap(
 ) -> dict[str, np.ndarray]:
     """Per variant: its summary, its difference to the first, and the difference's 95% CI,
     each (sources + 1, metrics); the CI as (2, sources + 1, metrics)."""
-    if paired_seeds:
-        check_paired(variants)
     rng = np.random.default_rng(seed)
     n_tracks = variants[0].scores.shape[1]
     tracks = rng.integers(0, n_tracks, size=(replicates, n_tracks))
@@ -247,6 +309,8 @@ def compare(
     if replicates < 100:
         raise TrainError(f"--bootstrap needs at least 100 replicates, got {replicates}")
     scores = load_variants(parse_variants(args))
+    if paired_seeds:
+        check_paired(scores)
     result = bootstrap(scores.variants, scores.metrics, replicates, seed, paired_seeds)
     text = markdown(scores, result, paired_seeds)
     out.mkdir(parents=True, exist_ok=True)

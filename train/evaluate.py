@@ -93,7 +93,9 @@ def score_track(
     audio = track_audio(track, sources)
     references = audio[1:]
     estimates = estimate(audio[0], references, rate)
+    path = out / track.subset / f"{track.name}.json"
     if not csdr:
+        path.unlink(missing_ok=True)  # an earlier full eval's frames would disagree
         return {
             source: {"usdr": whole_sdr(references[i], estimates[i])}
             for i, source in enumerate(sources)
@@ -104,7 +106,6 @@ def score_track(
     store = museval.TrackStore(track_name=track.name, win=1.0, hop=1.0)
     for i, source in enumerate(sources):
         store.add_target(source, {"SDR": sdr[i], "ISR": isr[i], "SIR": sir[i], "SAR": sar[i]})
-    path = out / track.subset / f"{track.name}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(store.json)
     return {

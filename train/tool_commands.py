@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import click
 
 from train.checkpoint import load_run_model
-from train.compare import compare
+from train.compare import EVAL_JSON, compare
 from train.config import default
 from train.errors import TrainError
 from train.evaluate import evaluate_run
@@ -139,7 +140,7 @@ def eval_command(
     if run is None:
         raise TrainError("eval needs --run RUN (a training run folder), or --model nmf")
     check_overlap(overlap)
-    model, _ = load_run_model(run)
+    model, payload = load_run_model(run)
     out = out or run / f"eval-{subset}"
     out.mkdir(parents=True, exist_ok=True)
     chunk_seconds = CHUNK_SECONDS if chunk_seconds is None else chunk_seconds
@@ -155,7 +156,16 @@ def eval_command(
         overlap,
         csdr=not usdr_only,
     )
+    record = {"run": str(run), "seed": run_seed(payload), "usdr_only": usdr_only}
+    (out / EVAL_JSON).write_text(json.dumps(record, indent=2) + "\n")
     click.echo(table)
+
+
+def run_seed(payload: dict[str, Any]) -> int | None:
+    """The `--seed` a run trained with; a `--target all` stack of one-source runs shares one."""
+    parts = [payload] if "config" in payload else list(payload.values())
+    seeds = {part["config"]["loop"]["seed"] for part in parts}
+    return seeds.pop() if len(seeds) == 1 else None
 
 
 @click.command("separate")
