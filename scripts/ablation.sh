@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The powered ablation of issue 16 (docs/ablation.md): the U-Net trained for the same number of
 # steps and seeds on the source songs with online remixing (the peers' baseline) and on msaug
-# renders, each scored with museval on 30 held-out demo songs, then `mstrain compare`.
+# renders, each scored on 30 held-out demo songs (whole-song uSDR), then `mstrain compare`.
+# Everything runs at the U-Net's 16 kHz: the demo songs are composed at that rate, so no
+# variant pays for resampling and Rubber Band works on a third of the samples.
 #
 #   bash scripts/ablation.sh                       # everything, into $WORK (default /work/ablation)
 #   VARIANTS="songs default hybrid noeffects" SEEDS="0 1 2" bash scripts/ablation.sh
@@ -14,22 +16,24 @@ REPO=$(cd "$(dirname "$0")/.." && pwd)
 WORK=${WORK:-/work/ablation}            # all generated data; outside the repository
 PY=${PY:-$REPO/.venv/bin/python}        # `python -m augment` is msaug, `python -m train` mstrain
 NICE=${NICE:-10}
-TRACKS=${TRACKS:-120}                   # demo songs; the last quarter (30) goes to test/
-SONG_SECONDS=${SONG_SECONDS:-10}        # length of the training songs
-TEST_SECONDS=${TEST_SECONDS:-5}         # length of the 30 scored test songs
-TEST_SR=${TEST_SR:-16000}               # the U-Net's rate; museval at 44.1 kHz costs ~3x more
+TRACKS=${TRACKS:-120}                   # demo songs; the last quarter (30) is the scored test set
+SONG_SECONDS=${SONG_SECONDS:-10}        # length of every song, training and test
+SR=${SR:-16000}                         # the U-Net's rate, for songs, renders and test songs
+EVAL_ARGS=${EVAL_ARGS:---usdr-only}     # "" adds museval's cSDR (minutes per eval, not seconds)
 N=${N:-300}                             # rendered items per render
 ITEM_SECONDS=${ITEM_SECONDS:-6}         # item length (> the U-Net's 5 s crops)
 VALID_COUNT=${VALID_COUNT:-10}          # real songs held out of the renders for validation
 RENDER_JOBS=${RENDER_JOBS:-2}           # render and demo-data workers
-EPOCHS=${EPOCHS:-3}
-BATCHES=${BATCHES:-40}                  # batches per epoch: steps = EPOCHS x BATCHES
+EPOCHS=${EPOCHS:-8}
+BATCHES=${BATCHES:-100}                 # batches per epoch: steps = EPOCHS x BATCHES
+SEGMENT=${SEGMENT:-5}                   # crop seconds (the U-Net's recipe: 5)
+THREADS=${THREADS:-1}                   # torch threads per run; JOBS x THREADS <= cores
 BATCH=${BATCH:-4}
 PATIENCE=${PATIENCE:-1000}              # never stops early: every run makes all its steps
-WORKERS=${WORKERS:-2}                   # data loader workers
+WORKERS=${WORKERS:-1}                   # data loader workers
 SEEDS=${SEEDS:-"0 1 2"}
 VARIANTS=${VARIANTS:-"songs default hybrid noeffects noreverb coherent"}
-JOBS=${JOBS:-3}                         # runs (train, then eval) side by side, all niced
+JOBS=${JOBS:-2}                         # runs (train, then eval) side by side, all niced
 MODEL_ARGS=${MODEL_ARGS:-}              # e.g. "widths=[4,8,16] bottleneck=32"
 ONLINE="--remix --online-gain 0.25 1.25 --channel-swap --polarity-flip"   # the peers' recipe
 NOREVERB_WHERE=${NOREVERB_WHERE:-"not vocals_reverb_applied"}
@@ -39,12 +43,10 @@ log() { echo "[$(date +%T)] $*"; }
 mkdir -p "$WORK"
 cd "$WORK"
 
-# 1. Sources. Training songs at 44.1 kHz; the scored test songs, a second call at the U-Net's
-#    rate and shorter (museval's cost is what limits how many runs fit).
+# 1. Sources: sources/train (training and validation songs) and sources/test (the scored songs,
+#    never trained on or validated on), at the model's rate.
 [ -f sources/.done ] || { run -m augment demo-data sources --tracks "$TRACKS" \
-    --seconds "$SONG_SECONDS" --seed 0 --jobs "$RENDER_JOBS" && touch sources/.done; }
-[ -f test16/.done ] || { run -m augment demo-data test16 --tracks "$TRACKS" \
-    --seconds "$TEST_SECONDS" --sr "$TEST_SR" --seed 0 --jobs "$RENDER_JOBS" && touch test16/.done; }
+    --seconds "$SONG_SECONDS" --sr "$SR" --seed 0 --jobs "$RENDER_JOBS" && touch sources/.done; }
 
 # 2. Renders: same --n, --seconds, --seed and --valid-count, so the same validation songs.
 cat > noeffects.toml <<'EOF'
@@ -64,7 +66,7 @@ render() {  # OUT MODE [extra args]
     [ -f "$out/.done" ] && return
     log "render $out"
     run -m augment render --root sources --out "$out" --mode "$mode" --n "$N" \
-        --seconds "$ITEM_SECONDS" --seed 0 --jobs "$RENDER_JOBS" --valid-count "$VALID_COUNT" --quiet "$@"
+        --seconds "$ITEM_SECONDS" --sr "$SR" --seed 0 --jobs "$RENDER_JOBS" --valid-count "$VALID_COUNT" --quiet "$@"
     touch "$out/.done"
 }
 render r-default incoherent
@@ -115,17 +117,19 @@ one() {  # RUN (VARIANT-sSEED)
         nice -n "$NICE" "$PY" -m train train $(args_of "$v") "${where[@]}" "${model_args[@]}" \
             --model unet --valid-root valid --valid-subset test --epochs "$EPOCHS" \
             --batches-per-epoch "$BATCHES" --batch-size "$BATCH" --patience "$PATIENCE" \
-            --workers "$WORKERS" --seed "$seed" --out "$out" > "runs/$name.log" 2>&1
+            --segment "$SEGMENT" --workers "$WORKERS" --seed "$seed" --out "$out" > "runs/$name.log" 2>&1
         touch "$out/.trained"
     fi
     rm -rf "$out/eval-test"
     echo "[$(date +%T)] eval $out"
-    nice -n "$NICE" "$PY" -m train eval --run "$out" --root test16 --subset test \
-        --out "$out/eval-test" > "runs/$name.eval.log" 2>&1
+    nice -n "$NICE" "$PY" -m train eval --run "$out" --root sources --subset test \
+        $EVAL_ARGS --out "$out/eval-test" > "runs/$name.eval.log" 2>&1
     echo "[$(date +%T)] done $out"
 }
 export -f one args_of
-export PY NICE ONLINE NOREVERB_WHERE MODEL_ARGS EPOCHS BATCHES BATCH PATIENCE WORKERS
+export PY NICE ONLINE NOREVERB_WHERE MODEL_ARGS EPOCHS BATCHES BATCH PATIENCE WORKERS SEGMENT \
+    EVAL_ARGS
+export OMP_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS   # torch's intra-op threads
 mkdir -p runs
 if [ -z "${RUNS:-}" ]; then
     RUNS=""
@@ -140,5 +144,8 @@ for v in $VARIANTS; do
     for seed in $SEEDS; do dirs="$dirs${dirs:+,}runs/$v-s$seed/eval-test"; done
     labels+=("$v=$dirs")
 done
+# Unpaired (each variant's seeds resampled on their own) and paired by seed (the k-th run of
+# every variant shares its initialisation and draw stream).
 run -m train compare "${labels[@]}" --out compare | tee compare.log
-log "done: $WORK/compare/compare.md and compare.png"
+run -m train compare "${labels[@]}" --paired-seeds --out compare-paired | tee compare-paired.log
+log "done: $WORK/compare{,-paired}/compare.md and compare.png"
