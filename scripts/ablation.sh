@@ -148,4 +148,26 @@ done
 # every variant shares its initialisation and draw stream).
 run -m train compare "${labels[@]}" --out compare | tee compare.log
 run -m train compare "${labels[@]}" --paired-seeds --out compare-paired | tee compare-paired.log
-log "done: $WORK/compare{,-paired}/compare.md and compare.png"
+# 7. One row per run: mean uSDR over the test songs (per source and mean) and the validation
+#    loss of its best epoch, to see the seeds' spread that the intervals summarise.
+"$PY" - $VARIANTS -- $SEEDS > runs.md <<'PYEOF'
+import csv
+import json
+import sys
+
+args = sys.argv[1:]
+variants, seeds = args[: args.index("--")], args[args.index("--") + 1 :]
+print("| run | vocals | drums | bass | other | mean uSDR | best valid loss |")
+print("|---|---:|---:|---:|---:|---:|---:|")
+for v in variants:
+    for s in seeds:
+        run = f"runs/{v}-s{s}"
+        scores = json.load(open(f"{run}/eval-test/per_track.json"))
+        sources = list(next(iter(scores.values())))
+        means = [sum(t[src]["usdr"] for t in scores.values()) / len(scores) for src in sources]
+        best = min(float(r["valid_loss"]) for r in csv.DictReader(open(f"{run}/log.csv")))
+        cells = " | ".join(f"{m:+.2f}" for m in means)
+        print(f"| {v}-s{s} | {cells} | {sum(means) / len(means):+.2f} | {best:.5f} |")
+PYEOF
+cat runs.md
+log "done: $WORK/compare{,-paired}/compare.md and compare.png, $WORK/runs.md"
