@@ -10,6 +10,7 @@ an allowed extension.
 
 from __future__ import annotations
 
+import stat
 from collections.abc import Collection
 from pathlib import Path, PurePosixPath
 
@@ -75,3 +76,21 @@ def confined(root: Path, relative: str) -> Path:
             "files lie inside its folder: replace the link with the file"
         )
     return path
+
+
+def check_real_folder(path: Path, what: str) -> None:
+    """Refuse `path` when it exists as anything but a real folder: a symbolic link (a writer
+    would read, write and remove through it, outside the dataset) or a file. A missing one is
+    fine: the writer makes it."""
+    try:
+        mode = path.lstat().st_mode
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(mode):
+        return
+    kind = "a symbolic link" if stat.S_ISLNK(mode) else "not a folder"
+    raise ManifestError(
+        f"{path} ({what}) is {kind}; a dataset's files lie inside its folder and msaug never "
+        "writes through a link: replace it with a real folder holding its files, or use a new "
+        "--out folder"
+    )

@@ -58,8 +58,7 @@ def arrow_table(frame: pd.DataFrame, schema: pa.Schema) -> pa.Table:
     return pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
 
 
-def write_table(path: Path, frame: pd.DataFrame, schema: pa.Schema) -> None:
-    table = arrow_table(frame, schema)
+def write_table(path: Path, table: pa.Table) -> None:
     with atomic_path(path) as temp:
         pq.write_table(table, temp)
 

@@ -28,17 +28,22 @@ from manifests.checksum import CHECKSUM_ALGO
 from manifests.errors import ManifestError
 from manifests.files import is_temp
 from manifests.lock import LEASE_FILE, LOCK_FILE, WriterLock
+from manifests.paths import check_real_folder
 from manifests.records import ItemRecord, StemRecord
 from manifests.schema import (
     DATASET_JSON,
     ITEMS_SCHEMA,
+    MANIFEST_DIR,
     PARTS_DIR,
     SCHEMA_VERSION,
+    TABLES,
     EffectColumns,
     stems_schema,
+    table_dir,
     table_file,
 )
 from manifests.tables import (
+    arrow_table,
     frame_from_arrow,
     item_frame,
     stem_frame,
@@ -147,6 +152,18 @@ class DatasetWriter:
 
     def _start(self) -> None:
         json_path = self.root / DATASET_JSON
+        if json_path.is_symlink():
+            raise ManifestError(
+                f"{json_path} is a symbolic link; a dataset's files lie inside its folder and "
+                "msaug never reads or writes through a link: replace it with the file"
+            )
+        for folder, what in (
+            (MANIFEST_DIR, "the manifest"),
+            (PARTS_DIR, "unfolded parts"),
+            *((table_dir(t), f"the {t} table") for t in TABLES),
+            *((f"{PARTS_DIR}/{t}", f"unfolded {t} parts") for t in TABLES),
+        ):  # read, written and emptied by this writer: real folders only
+            check_real_folder(self.root / folder, what)
         if json_path.exists():
             existing = json.loads(json_path.read_text())
             version = existing.get("schema_version")
@@ -218,19 +235,31 @@ class DatasetWriter:
             self._parts("items").glob("*.parquet")
         )
 
+    def part_tables(
+        self, items: Sequence[ItemRecord], stems: Sequence[StemRecord]
+    ) -> tuple[pa.Table, pa.Table]:
+        """The (stems, items) tables `write_part` writes for these rows, written nowhere: rows
+        no part can hold (an undeclared effect, a number Arrow's types do not hold) raise here
+        (ManifestError, or pyarrow's and pandas' own errors), before anything is written."""
+        return (
+            arrow_table(stem_frame(stems, self.effect_columns), self.stems_schema),
+            arrow_table(item_frame(items), ITEMS_SCHEMA),
+        )
+
     def write_part(
         self, key: str, items: Sequence[ItemRecord], stems: Sequence[StemRecord]
     ) -> None:
         """Record one finished batch; its audio files must already be in place."""
-        frame = stem_frame(stems, self.effect_columns)
-        write_table(self._parts("stems") / f"{key}.parquet", frame, self.stems_schema)
-        write_table(self._parts("items") / f"{key}.parquet", item_frame(items), ITEMS_SCHEMA)
+        stems_table, items_table = self.part_tables(items, stems)
+        write_table(self._parts("stems") / f"{key}.parquet", stems_table)
+        write_table(self._parts("items") / f"{key}.parquet", items_table)
 
-    def finalize(self, **summary: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """Fold parts into the tables, update dataset.json, and delete the parts."""
+    def folded_tables(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """The tables `finalize` writes: the folded tables and every finished part, in the
+        canonical order. Hand them to `finalize` to write what was counted from them."""
         item_parts = sorted(self._parts("items").glob("*.parquet"))
         stem_parts = [self._parts("stems") / p.name for p in item_parts]
-        items, stems = sorted_tables(
+        return sorted_tables(
             _fold([self.root / table_file("items"), *item_parts], ["item_id"], ITEMS_SCHEMA),
             _fold(
                 [self.root / table_file("stems"), *stem_parts],
@@ -239,6 +268,15 @@ class DatasetWriter:
             ),
             self.stem_names,
         )
+
+    def finalize(
+        self, folded: tuple[pd.DataFrame, pd.DataFrame] | None = None, **summary: Any
+    ) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Fold parts into the tables (`folded`: what `folded_tables` returned, if the caller
+        already read them), update dataset.json, and delete the parts."""
+        item_parts = sorted(self._parts("items").glob("*.parquet"))
+        stem_parts = [self._parts("stems") / p.name for p in item_parts]
+        items, stems = folded if folded is not None else self.folded_tables()
         created = json.loads((self.root / DATASET_JSON).read_text())["provenance"]["created"]
         header = self._header(len(items), {"created": created, **summary})
         write_tables(self.root, header, items, stems)
