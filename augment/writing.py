@@ -57,11 +57,10 @@ class RenderSummary:
     """Finished item folders of an earlier run that no part listed, proven by their sidecars
     and folded in when this run started (`augment.leftovers`), beyond a smaller --n too."""
 
-    @property
-    def present(self) -> int:
-        """Rendered items in the dataset (validation songs left out); may exceed `requested`
-        when an earlier run with a larger --n left finished items."""
-        return self.total_items - self.valid_songs
+    present: int = 0
+    """Rendered items in the dataset (validation songs left out); may exceed `requested`
+    when an earlier run with a larger --n left finished items. Counted once, in `finish`, from
+    the tables it writes; dataset.json's `last_run.present` is this number."""
 
 
 def check_run_options(jobs: int, batch_size: int, shard: tuple[int, int]) -> None:
@@ -164,12 +163,16 @@ def finish(writer: DatasetWriter, summary: RenderSummary, started: float) -> Non
     """Fold the parts into the tables and fill in the summary's totals."""
     summary.seconds = time.perf_counter() - started
     failed = {str(k): v for k, v in sorted(summary.failed.items())}
-    present = sum(role == "train" for role in writer.done_roles().values())
-    items, stems = writer.finalize(
+    items, stems = writer.folded_tables()
+    summary.total_items = len(items)
+    summary.valid_songs = int((items["role"] == "valid").sum()) if len(items) else 0
+    summary.present = summary.total_items - summary.valid_songs
+    writer.finalize(
+        (items, stems),
         failed_items=failed,
         last_run={
             "requested": summary.requested,
-            "present": present,
+            "present": summary.present,
             "folded": summary.folded,
             "interrupted": summary.interrupted,
             "rendered": summary.rendered,
@@ -177,8 +180,6 @@ def finish(writer: DatasetWriter, summary: RenderSummary, started: float) -> Non
             "wall_seconds": round(summary.seconds, 2),
         },
     )
-    summary.total_items = len(items)
-    summary.valid_songs = int((items["role"] == "valid").sum()) if len(items) else 0
     summary.hours = float(items["seconds"].sum()) / 3600 if len(items) else 0.0
     summary.bytes = int(items["bytes"].sum() + stems["bytes"].sum()) if len(items) else 0
     summary.attempts = int(items["attempts"].sum()) if len(items) else 0
