@@ -94,7 +94,7 @@ def build_effect(
 
 
 @dataclass(frozen=True)
-class _Draft:
+class Draft:
     """An item's drawn effect values before its audio is known."""
 
     mode: str
@@ -111,7 +111,7 @@ def _draw_mode(rng: np.random.Generator, weights: dict[str, float]) -> str:
 
 def _draft(
     seed: int, weights: dict[str, float], config: RenderConfig
-) -> tuple[_Draft, np.random.Generator]:
+) -> tuple[Draft, np.random.Generator]:
     mode_rng, source_rng, *stem_rngs = (
         np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2 + len(STEM_NAMES))
     )
@@ -129,7 +129,14 @@ def _draft(
         effects[stem] = chain
         low, high = config.gain_db[stem]
         gains[stem] = float(rng.uniform(low, high))
-    return _Draft(mode, effects, gains), source_rng
+    return Draft(mode, effects, gains), source_rng
+
+
+def drafted(run_seed: int, index: int, weights: dict[str, float], config: RenderConfig) -> Draft:
+    """What item `index` draws before any audio is read: its mode, each stem's effect kinds
+    and drawn values, and gains (what a finished item's sidecar must agree with,
+    `augment.leftovers`)."""
+    return _draft(item_seed(run_seed, index), weights, config)[0]
 
 
 def _needed_frames(chain: list[tuple[str, dict[str, float]]], frames: int, sr: int) -> int:

@@ -24,7 +24,7 @@ from augment.batches import Job, ReplayJob
 from augment.config import Suitability
 from augment.identity import library_versions, provenance, source_listing
 from augment.item import item_id
-from augment.leftovers import Leftovers
+from augment.leftovers import Leftovers, Replayed
 from augment.preflight import check_disk, size_text
 from augment.recipe import Recipe, refuse_mismatch, source_differences
 from augment.rerender import library_drift
@@ -162,7 +162,9 @@ def rebuild_dataset(
             effect_columns=recipe.dataset.header["effect_columns"],
             lock=lock,
         )
-        leftovers = Leftovers(settings, frozenset(i.item_id for i, _ in train))
+        scheme = int(recipe.identity.get("draw_scheme", 1))
+        rows = {item.item_id: (item, stems) for item, stems in train}
+        leftovers = Leftovers(settings, Replayed(rows, scheme))
         done = writer.done_item_ids()
         settled = leftovers.settle(writer, done)  # left by a run stopped mid-batch
         done.update(settled.folded)
@@ -181,7 +183,6 @@ def rebuild_dataset(
                 f"rebuilding {len(todo)} items ({summary.skipped} already done), about "
                 f"{size_text(need)}, into {out}"
             )
-        scheme = int(recipe.identity.get("draw_scheme", 1))
         jobs_list: list[Job] = [
             ReplayJob(
                 settings,

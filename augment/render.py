@@ -20,7 +20,7 @@ from augment.effects import effect_columns
 from augment.errors import ConfigError, SourceError
 from augment.identity import identity, provenance, source_listing
 from augment.item import item_id
-from augment.leftovers import Leftovers
+from augment.leftovers import Drawn, Leftovers
 from augment.preflight import check_disk, size_text
 from augment.settings import RenderSettings, check_settings
 from augment.sources import SourceRoot, Track
@@ -111,7 +111,8 @@ def render_dataset(
             effect_columns=effect_columns(),
             lock=lock,
         )
-        leftovers = Leftovers(settings)
+        channels = {(t.subset, t.name): t.channels for t in tracks}
+        leftovers = Leftovers(settings, Drawn(config, weights, channels))
         done = writer.done_item_ids()
         settled = leftovers.settle(writer, done)  # left by a run stopped mid-batch
         done.update(settled.folded)

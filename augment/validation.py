@@ -28,8 +28,8 @@ from manifests.checksum import file_checksum
 from manifests.derive import place_file
 from manifests.files import write_audio
 from manifests.musdb_split import musdb_validation_tracks
-from manifests.paths import check_name
-from manifests.schema import MIXTURE, STEM_NAMES, audio_path
+from manifests.paths import check_name, check_real_folder
+from manifests.schema import MIXTURE, STEM_NAMES, audio_path, item_dir
 
 VALID_MODE = "unaugmented"
 
@@ -142,6 +142,8 @@ def write_valid_part(
     todo = [name for name in settings.valid_tracks if name not in done]
     if not todo:
         return []
+    for name in todo:  # its files are placed inside: never through a link
+        check_real_folder(writer.root / item_dir("train", name), "a validation song's folder")
     rows = [
         write_valid_song(sources.track(settings.subset, name), writer.root, settings, rule)
         for name in todo

@@ -11,8 +11,10 @@ alone: the common scale is computed before quantisation, and effect parameters a
 The file is hidden and not audio, so neither musdb (it reads the five wavs of each folder) nor
 `msaug verify` (it reports unlisted audio) sees it. A sidecar is untrusted input: it is believed
 only when its fingerprint is the running render's, its ids and paths are exactly the ones its
-folder implies, the folder holds exactly those files and nothing else, each a plain file of the
-size and checksum the rows give. JSON floats are written as their shortest round-tripping repr,
+folder implies, every value has its field's type (ints within int64, floats finite) and every
+effect a declared kind, the folder holds exactly those files and nothing else, each a plain file
+of the size and checksum the rows give. What only the render knows (the seeds, the drawn values)
+is checked by `augment.leftovers`. JSON floats are written as their shortest round-tripping repr,
 so folded rows equal the rows the worker returned, bit for bit.
 """
 
@@ -36,6 +38,8 @@ ROWS_FILE = ".rows.json"
 ROWS_FORMAT = "msaug.item-rows/1"
 MAX_BYTES = 1 << 20
 """A sidecar holds a few kilobytes; a bigger one is not ours and is not parsed."""
+INT64 = (-(1 << 63), (1 << 63) - 1)
+"""Every int column is Arrow int64: a value outside it is not one a render writes."""
 
 
 def rows_path(root: Path, item: ItemRecord) -> Path:
@@ -100,27 +104,41 @@ def read_rows(folder: Path, fingerprint: str) -> tuple[ItemRecord, list[StemReco
 
 
 def proven_rows(
-    root: Path, folder: Path, fingerprint: str, stem_names: Collection[str], extension: str
+    root: Path,
+    folder: Path,
+    fingerprint: str,
+    stem_names: Collection[str],
+    extension: str,
+    effect_kinds: Collection[str],
 ) -> tuple[ItemRecord, list[StemRecord]]:
     """`folder`'s rows when its sidecar proves it a finished item of the render `fingerprint`;
-    ManifestError naming the first thing that does not hold otherwise.
+    ManifestError naming the first thing that does not hold otherwise. Every effect's kind
+    must be one of `effect_kinds` (the dataset's declared effect columns).
 
     Nothing the sidecar says about paths is followed: the paths it must give are computed from
     the folder's own place (`<subset>/<item_id>/<name>.<extension>`), and only those are read.
     """
     try:
-        return _proven_rows(root, folder, fingerprint, stem_names, extension)
+        return _proven_rows(root, folder, fingerprint, stem_names, extension, effect_kinds)
     except OSError as exc:  # a file vanished or is unreadable: not proven
         raise ManifestError(f"{folder} cannot be checked ({exc})") from None
 
 
 def _proven_rows(
-    root: Path, folder: Path, fingerprint: str, stem_names: Collection[str], extension: str
+    root: Path,
+    folder: Path,
+    fingerprint: str,
+    stem_names: Collection[str],
+    extension: str,
+    effect_kinds: Collection[str],
 ) -> tuple[ItemRecord, list[StemRecord]]:
     if folder.is_symlink() or not folder.is_dir():
         raise ManifestError(f"{folder} is not a folder (a link, or a file)")
     relative = PurePosixPath(folder.relative_to(root).as_posix())
     item, stems = read_rows(folder, fingerprint)
+    undeclared = {e["kind"] for s in stems for e in s.effects} - set(effect_kinds)
+    if undeclared:
+        raise ManifestError(f"{folder}: its sidecar names undeclared effects {sorted(undeclared)}")
     expected = {
         MIXTURE: str(relative / f"{MIXTURE}.{extension}"),
         **{name: str(relative / f"{name}.{extension}") for name in stem_names},
@@ -160,7 +178,7 @@ def _typed(record: type[_Record], data: Any, where: str) -> Any:
         value = data[name]
         if hint is str and isinstance(value, str):
             values[name] = value
-        elif hint is int and isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        elif hint is int and _int64(value):
             values[name] = int(value)
         elif hint is float and _finite(value):
             values[name] = float(value)
@@ -171,12 +189,23 @@ def _typed(record: type[_Record], data: Any, where: str) -> Any:
     return record(**values)
 
 
-def _finite(value: Any) -> bool:
+def _int64(value: Any) -> bool:
     return (
-        isinstance(value, numbers.Real)
+        isinstance(value, numbers.Integral)
         and not isinstance(value, bool)
-        and math.isfinite(float(value))
+        and INT64[0] <= int(value) <= INT64[1]
     )
+
+
+def _finite(value: Any) -> bool:
+    """A real number that is a finite float (JSON's integer 10**400 is a real number that no
+    float holds: refused, not an OverflowError)."""
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
 
 
 def _chain(value: Any, where: str) -> list[dict[str, Any]]:
