@@ -275,7 +275,7 @@ def markdown(scores: Scores, result: dict[str, np.ndarray], paired_seeds: bool) 
     return "\n".join(lines) + "\n"
 
 
-def plot(scores: Scores, result: dict[str, np.ndarray], path: Path) -> None:
+def plot(scores: Scores, result: dict[str, np.ndarray], path: Path, paired_seeds: bool) -> None:
     """Differences to the first variant with their intervals, one panel per metric."""
     others = scores.variants[1:]
     rows = [*scores.sources, "mean"]
@@ -292,7 +292,10 @@ def plot(scores: Scores, result: dict[str, np.ndarray], path: Path) -> None:
             ax.errorbar(x, diff, yerr=[diff - low, high - diff], fmt="o", capsize=3, label=v.label)
         ax.axhline(0, color="black", linewidth=0.8)
         ax.set_xticks(range(len(rows)), rows)
-        ax.set_title(f"{NAMES[metric]} difference to {scores.variants[0].label} (dB, 95% CI)")
+        paired = ", seeds paired" if paired_seeds else ""
+        ax.set_title(
+            f"{NAMES[metric]} difference to {scores.variants[0].label} (dB, 95% CI{paired})"
+        )
         ax.legend(fontsize="small")
     with atomic_path(path) as temp:
         figure.savefig(temp, format="png", dpi=120)
@@ -316,5 +319,5 @@ def compare(
     out.mkdir(parents=True, exist_ok=True)
     with atomic_path(out / COMPARE_MD) as temp:
         temp.write_text(text)
-    plot(scores, result, out / COMPARE_PNG)
+    plot(scores, result, out / COMPARE_PNG, paired_seeds)
     return text
