@@ -165,7 +165,15 @@ class DatasetWriter:
         ):  # read, written and emptied by this writer: real folders only
             check_real_folder(self.root / folder, what)
         if json_path.exists():
-            existing = json.loads(json_path.read_text())
+            try:
+                existing = json.loads(json_path.read_text())
+            except (OSError, ValueError) as exc:  # ValueError: bad JSON or bad UTF-8
+                existing = exc
+            if not isinstance(existing, dict):
+                raise ManifestError(
+                    f"{json_path} is not readable dataset settings ({existing}); restore it, or "
+                    "render into a new --out folder"
+                )
             version = existing.get("schema_version")
             if version != SCHEMA_VERSION:
                 raise ManifestError(

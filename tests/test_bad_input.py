@@ -91,6 +91,17 @@ def test_an_unwritable_out_is_one_line(source_root, tmp_path):
     _one_line(result, "cannot write to")
 
 
+@pytest.mark.parametrize("text", ["{bad", "[1, 2]", "\udcff"], ids=["json", "list", "utf8"])
+def test_a_damaged_dataset_json_on_resume_is_one_line(source_root, tmp_path, text):
+    out = tmp_path / "out"
+    assert CliRunner().invoke(msaug, _render_args(source_root, out)).exit_code == 0
+    raw = text.encode("utf-8", "surrogateescape")
+    (out / "dataset.json").write_bytes(raw)
+    result = CliRunner().invoke(msaug, _render_args(source_root, out))
+    _one_line(result, "is not readable dataset settings")
+    assert (out / "dataset.json").read_bytes() == raw  # nothing written
+
+
 TRAIN_FLAGS = [
     (["--batch-size", "0"], "--batch-size must be at least 1"),
     (["--batch-size", "-3"], "--batch-size must be at least 1"),
