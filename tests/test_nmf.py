@@ -19,7 +19,6 @@ from augment.demo import write_demo_dataset
 from manifests import STEM_NAMES
 from train.cli import main
 from train.errors import TrainError
-from train.evaluate import whole_sdr
 from train.nmf import (
     NMFConfig,
     _seed,
@@ -30,6 +29,7 @@ from train.nmf import (
     oracle_assignment,
     separate_nmf,
 )
+from train.sdr import whole_sdr
 from train.validation import open_musdb, track_audio
 
 pytestmark = pytest.mark.usefixtures("one_thread")

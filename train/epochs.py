@@ -19,9 +19,7 @@ from tqdm import tqdm
 
 from train.batch_resample import BatchResampler
 from train.models.base import SeparationModel
-
-EPS = 1e-8
-"""As in `train.evaluate.whole_sdr`, so a validation uSDR and an eval's agree."""
+from train.sdr import whole_sdr
 
 
 def train_one_epoch(
@@ -63,13 +61,6 @@ def chunks(audio: torch.Tensor, frames: int) -> torch.Tensor:
     return padded.unfold(-1, frames, frames).movedim(-2, 0)
 
 
-def track_usdr(targets: torch.Tensor, estimates: torch.Tensor) -> torch.Tensor:
-    """(sources, channels, time) each -> (sources,): 10 log10(sum s^2 / sum (s - s_hat)^2)."""
-    signal = targets.double().pow(2).sum(dim=(-2, -1))
-    error = (targets.double() - estimates.double()).pow(2).sum(dim=(-2, -1))
-    return 10 * torch.log10((signal + EPS) / (error + EPS))
-
-
 @dataclass
 class ValidationSums:
     """Sums that add up over processes (`distributed.sum_over_processes`)."""
@@ -109,7 +100,7 @@ def validate(
                 estimates.append(model(mix_part).cpu())
         if sdr:
             joined = torch.cat(estimates).movedim(0, -2).flatten(-2)[..., : mix.shape[-1]]
-            scores = track_usdr(targets, joined)
-            sums.usdr += float(scores.sum())
-            sums.scores += len(scores)
+            for target, estimate in zip(targets.numpy(), joined.numpy(), strict=True):
+                sums.usdr += whole_sdr(target, estimate)
+                sums.scores += 1
     return sums

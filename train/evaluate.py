@@ -33,22 +33,17 @@ from tqdm import tqdm
 from train.errors import TrainError
 from train.inference import OVERLAP, separate
 from train.models.base import SeparationModel
+from train.sdr import whole_sdr
 from train.validation import open_musdb, track_audio
 
 SUMMARY_CSV = "summary.csv"
 SUMMARY_MD = "summary.md"
-EPS = 1e-8
 
 
 def nanmedian(values: np.ndarray) -> float:
     """Median ignoring NaN; NaN (without a warning) when nothing is left."""
     finite = values[~np.isnan(values)]
     return float(np.median(finite)) if finite.size else float("nan")
-
-
-def whole_sdr(reference: np.ndarray, estimate: np.ndarray) -> float:
-    error = np.sum((reference - estimate) ** 2)
-    return float(10 * np.log10((np.sum(reference**2) + EPS) / (error + EPS)))
 
 
 def frame_scores(

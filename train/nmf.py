@@ -67,8 +67,9 @@ from threadpoolctl import threadpool_limits
 
 from manifests import STEM_NAMES
 from train.errors import TrainError
-from train.evaluate import evaluate_tracks, whole_sdr
+from train.evaluate import evaluate_tracks
 from train.models import spectral
+from train.sdr import whole_sdr
 from train.validation import open_musdb
 
 EPS = 1e-10
