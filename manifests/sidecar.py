@@ -112,26 +112,13 @@ def proven_rows(
     effect_kinds: Collection[str],
 ) -> tuple[ItemRecord, list[StemRecord]]:
     """`folder`'s rows when its sidecar proves it a finished item of the render `fingerprint`;
-    ManifestError naming the first thing that does not hold otherwise. Every effect's kind
+    ManifestError naming the first thing that does not hold otherwise, or OSError when a file
+    vanished or cannot be read (the caller treats both as not proven). Every effect's kind
     must be one of `effect_kinds` (the dataset's declared effect columns).
 
     Nothing the sidecar says about paths is followed: the paths it must give are computed from
     the folder's own place (`<subset>/<item_id>/<name>.<extension>`), and only those are read.
     """
-    try:
-        return _proven_rows(root, folder, fingerprint, stem_names, extension, effect_kinds)
-    except OSError as exc:  # a file vanished or is unreadable: not proven
-        raise ManifestError(f"{folder} cannot be checked ({exc})") from None
-
-
-def _proven_rows(
-    root: Path,
-    folder: Path,
-    fingerprint: str,
-    stem_names: Collection[str],
-    extension: str,
-    effect_kinds: Collection[str],
-) -> tuple[ItemRecord, list[StemRecord]]:
     if folder.is_symlink() or not folder.is_dir():
         raise ManifestError(f"{folder} is not a folder (a link, or a file)")
     relative = PurePosixPath(folder.relative_to(root).as_posix())
